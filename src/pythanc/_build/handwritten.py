@@ -1,0 +1,148 @@
+"""The hand-written exceptions to the generator, as data.
+
+Every function of the SDK header is either generated from the code model, or
+listed here: ``HANDWRITTEN`` maps a C function to the Python name(s) that
+reach it (implemented by hand in ``pythanc/_handwritten.py`` or
+``pythanc/_callbacks.py``), ``INTERNAL`` lists the functions pythanc calls for
+the user (so they are reachable, but not by name), and ``NOT_APPLICABLE`` gives
+the reason why a function has no Python form.  ``pythanc coverage`` prints
+this table.
+
+The generator also reads ``EXTERN_PYTHON``: the SDK callback types for which
+the plugin library gets a C entry point implemented in Python.
+"""
+
+# C function -> Python entry point(s) that call it.  "Class.Method" for methods.
+HANDWRITTEN = {
+    # callbacks (pythanc/_callbacks.py)
+    "OrthancPluginRegisterRestCallbackNoLock": ["RegisterRestCallback"],
+    "OrthancPluginRegisterOnChangeCallback": ["RegisterOnChangeCallback"],
+    "OrthancPluginRegisterOnStoredInstanceCallback": ["RegisterOnStoredInstanceCallback"],
+    "OrthancPluginRegisterIncomingHttpRequestFilter2": ["RegisterIncomingHttpRequestFilter"],
+    "OrthancPluginRegisterReceivedInstanceCallback": ["RegisterReceivedInstanceCallback"],
+    "OrthancPluginRegisterIncomingCStoreInstanceFilter": ["RegisterIncomingCStoreInstanceFilter"],
+    "OrthancPluginRegisterIncomingDicomInstanceFilter": ["RegisterIncomingDicomInstanceFilter"],
+    "OrthancPluginRegisterFindCallback": ["RegisterFindCallback"],
+    "OrthancPluginRegisterWorklistCallback": ["RegisterWorklistCallback"],
+    "OrthancPluginRegisterMoveCallback": ["RegisterMoveCallback", "RegisterMoveCallback2"],
+    "OrthancPluginRegisterStorageArea": ["RegisterStorageArea"],
+    "OrthancPluginRegisterStorageArea2": ["RegisterStorageArea2"],
+    "OrthancPluginRegisterRefreshMetricsCallback": ["RegisterRefreshMetricsCallback"],
+    "OrthancPluginRegisterStorageCommitmentScpCallback": ["RegisterStorageCommitmentScpCallback"],
+    "OrthancPluginRegisterDecodeImageCallback": ["RegisterDecodeImageCallback"],
+    "OrthancPluginRegisterTranscoderCallback": ["RegisterTranscoderCallback"],
+    "OrthancPluginRegisterChunkedRestCallback": ["RegisterChunkedRestCallback"],
+    "OrthancPluginRegisterWebDavCollection": ["RegisterWebDavCollection"],
+    "OrthancPluginCreateJob": ["CreateJob"],
+    "OrthancPluginRegisterJobsUnserializer": ["RegisterJobsUnserializer"],
+    # functions with out-parameters, arrays or raw pointers (pythanc/_handwritten.py)
+    "OrthancPluginGetInstanceData": ["DicomInstance.GetInstanceData"],
+    "OrthancPluginGetImageBuffer": ["Image.GetImageBuffer", "CreateImageFromBuffer"],
+    "OrthancPluginGetFindQueryTag": ["FindQuery.GetFindQueryTagGroup", "FindQuery.GetFindQueryTagElement"],
+    "OrthancPluginLookupDictionary": ["LookupDictionary"],
+    "OrthancPluginSendHttpStatus": ["RestOutput.SendHttpStatus"],
+    "OrthancPluginRestApiGet2": ["RestApiGet2"],
+    "OrthancPluginSendMultipartItem2": ["RestOutput.SendMultipartItem2"],
+    "OrthancPluginHttpClient": ["HttpClient"],
+    "OrthancPluginCallPeerApi": ["Peers.CallPeerApi"],
+    "OrthancPluginCallRestApi": ["CallRestApi"],
+    "OrthancPluginEncodeDicomWebJson": ["EncodeDicomWebJson"],
+    "OrthancPluginEncodeDicomWebXml": ["EncodeDicomWebXml"],
+    "OrthancPluginEncodeDicomWebJson2": ["EncodeDicomWebJson2"],
+    "OrthancPluginEncodeDicomWebXml2": ["EncodeDicomWebXml2"],
+    "OrthancPluginGetInstanceDicomWebJson": ["DicomInstance.GetInstanceDicomWebJson"],
+    "OrthancPluginGetInstanceDicomWebXml": ["DicomInstance.GetInstanceDicomWebXml"],
+}
+
+# Called by pythanc on the user's behalf: reachable, but not a name of their own.
+INTERNAL = {
+    "OrthancPluginFreeString": "every string that Orthanc allocates is copied into a Python str, then freed",
+    "OrthancPluginFreeMemoryBuffer": "every memory buffer is copied into Python bytes, then freed",
+    "OrthancPluginFreeMemoryBuffer64": "every 64-bit memory buffer is copied into Python bytes, then freed",
+    "OrthancPluginCheckVersion": "called at initialisation; also generated as orthanc.CheckVersion",
+}
+
+# No Python form, with the reason.
+NOT_APPLICABLE = {
+    "OrthancPluginRegisterRestCallback": "superseded by the NoLock variant, which orthanc.RegisterRestCallback uses "
+                                          "(Python serialises what must be serialised)",
+    "OrthancPluginRegisterIncomingHttpRequestFilter": "superseded by version 2 (with GET arguments), which "
+                                                      "orthanc.RegisterIncomingHttpRequestFilter uses",
+    "OrthancPluginCreateImageAccessor": "wraps memory that Python could free while Orthanc still reads it; "
+                                        "orthanc.CreateImageFromBuffer copies instead",
+    "OrthancPluginCreateMemoryBuffer64": "a memory buffer is bytes in Python; CreateMemoryBuffer is kept for "
+                                         "compatibility with the official plugin",
+    "OrthancPluginChunkedHttpClient": "streams through six C callbacks and an opaque state; orthanc.HttpClient "
+                                      "covers the same requests with whole bodies",
+}
+
+# Names that the generator would produce with a different spelling in the official module,
+# and names of the official module kept as aliases of another entry point: alias -> target.
+ALIASES = {
+    "FindMatcher.IsMatch": "FindMatcher.FindMatcherIsMatch",
+    "StorageArea.Create": "StorageArea.StorageAreaCreate",
+    "StorageArea.Read": "StorageArea.StorageAreaRead",
+    "StorageArea.Remove": "StorageArea.StorageAreaRemove",
+}
+
+# Raw image buffers passed without their size: the size the SDK will read, as a Python
+# expression over the other arguments, checked before the call (an image of ``pitch`` bytes per
+# row and ``height`` rows).
+IMPLICIT_BUFFER_SIZES = {
+    "OrthancPluginCompressPngImage": "pitch * height",
+    "OrthancPluginCompressJpegImage": "pitch * height",
+    "OrthancPluginCompressAndAnswerPngImage": "pitch * height",
+    "OrthancPluginCompressAndAnswerJpegImage": "pitch * height",
+}
+
+# Python-only entry points (no SDK function of their own).
+PYTHON_ONLY = ["CreateImageFromBuffer", "RegisterMoveCallback2"]
+
+# SDK callback types that get a C entry point implemented in Python (pythanc/_plugin.py and
+# pythanc/_callbacks.py define them with @ffi.def_extern(name="pythanc_<type>")).
+EXTERN_PYTHON = [
+    "OrthancPluginRestCallback",
+    "OrthancPluginOnChangeCallback",
+    "OrthancPluginOnStoredInstanceCallback",
+    "OrthancPluginIncomingHttpRequestFilter2",
+    "OrthancPluginReceivedInstanceCallback",
+    "OrthancPluginIncomingCStoreInstanceFilter",
+    "OrthancPluginIncomingDicomInstanceFilter",
+    "OrthancPluginFindCallback",
+    "OrthancPluginWorklistCallback",
+    "OrthancPluginMoveCallback",
+    "OrthancPluginGetMoveSize",
+    "OrthancPluginApplyMove",
+    "OrthancPluginFreeMove",
+    "OrthancPluginStorageCreate",
+    "OrthancPluginStorageRead",
+    "OrthancPluginStorageReadWhole",
+    "OrthancPluginStorageReadRange",
+    "OrthancPluginStorageRemove",
+    "OrthancPluginRefreshMetricsCallback",
+    "OrthancPluginStorageCommitmentFactory",
+    "OrthancPluginStorageCommitmentDestructor",
+    "OrthancPluginStorageCommitmentLookup",
+    "OrthancPluginDecodeImageCallback",
+    "OrthancPluginTranscoderCallback",
+    "OrthancPluginServerChunkedRequestReaderFactory",
+    "OrthancPluginServerChunkedRequestReaderAddChunk",
+    "OrthancPluginServerChunkedRequestReaderExecute",
+    "OrthancPluginServerChunkedRequestReaderFinalize",
+    "OrthancPluginWebDavIsExistingFolderCallback",
+    "OrthancPluginWebDavListFolderCallback",
+    "OrthancPluginWebDavRetrieveFileCallback",
+    "OrthancPluginWebDavStoreFileCallback",
+    "OrthancPluginWebDavCreateFolderCallback",
+    "OrthancPluginWebDavDeleteItemCallback",
+    "OrthancPluginJobFinalize",
+    "OrthancPluginJobGetProgress",
+    "OrthancPluginJobGetContent",
+    "OrthancPluginJobGetSerialized",
+    "OrthancPluginJobStep",
+    "OrthancPluginJobStop",
+    "OrthancPluginJobReset",
+    "OrthancPluginJobsUnserializer",
+    "OrthancPluginDicomWebBinaryCallback",
+    "OrthancPluginDicomWebBinaryCallback2",
+]

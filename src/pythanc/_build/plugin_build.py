@@ -1,0 +1,97 @@
+"""Build the plugin library with cffi's embedding mode.
+
+Reads the SDK header (``sdkmodel``), generates the cdef and the Python layer (``generate``), and
+compiles ``prelude.c`` plus cffi's glue into one shared library that Orthanc loads.  Used by
+``setup.py``; can also be run by hand: ``python -m pythanc._build.plugin_build OUTDIR``.
+"""
+
+import json
+import os
+import sys
+import sysconfig
+
+from . import generate, sdkmodel
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODULE = "_pythanc_cffi"
+LIBRARY = "libpythanc.so"
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def libpython():
+    """``(soname, libdir)`` of the shared libpython of this interpreter, or ``BuildError``."""
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    names = [sysconfig.get_config_var("INSTSONAME"), sysconfig.get_config_var("LDLIBRARY")]
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    for name in names:
+        if not name or not name.endswith((".so",)) and ".so." not in name:
+            continue
+        for d in (libdir, os.path.join(libdir, multiarch), "/usr/lib/" + multiarch):
+            if d and os.path.exists(os.path.join(d, name)):
+                return name, d
+    raise BuildError(
+        "pythanc needs a CPython built with a shared libpython, and %s (%s) has none "
+        "(Py_ENABLE_SHARED=%s, LDLIBRARY=%s). Fix: use Debian's python3 with 'apt-get install "
+        "libpython3-dev', or rebuild your Python with --enable-shared (pyenv: "
+        "PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install 3.11)."
+        % (sys.executable, sys.version.split()[0], sysconfig.get_config_var("Py_ENABLE_SHARED"),
+           sysconfig.get_config_var("LDLIBRARY")))
+
+
+def make_ffi(model, version, python_executable):
+    import cffi
+    soname, libdir = libpython()
+    ffi = cffi.FFI()
+    ffi.embedding_api("")
+    ffi.cdef(generate.cdef(model) + '\nextern "Python" int32_t pythanc_initialize(OrthancPluginContext*);\n'
+             'extern "Python" void pythanc_finalize(void);\n')
+    # The two functions above are Python ("extern Python") and declared here for the prelude.
+    ffi.embedding_init_code("from pythanc import _plugin\n")
+    with open(os.path.join(HERE, "prelude.c")) as f:
+        prelude = f.read()
+    header_dir = os.path.dirname(os.path.dirname(model["header"]))
+    source = ("#include <orthanc/OrthancCPlugin.h>\n"
+              "#include <Python.h>\n"
+              + generate.extern_forward_decls(model) + "\n"
+              "static int32_t pythanc_initialize(OrthancPluginContext*);\n"
+              "static void pythanc_finalize(void);\n"
+              + prelude)
+    ffi.set_source(MODULE, source,
+                   include_dirs=[header_dir, sysconfig.get_paths()["include"]],
+                   define_macros=[("PYTHANC_VERSION", json.dumps(version)),
+                                  ("PYTHANC_LIBPYTHON", json.dumps(soname)),
+                                  ("PYTHANC_PYTHON_EXECUTABLE", json.dumps(python_executable))],
+                   libraries=["dl"],
+                   library_dirs=[libdir],
+                   extra_link_args=["-Wl,-rpath," + libdir])
+    return ffi
+
+
+def build(outdir, version, python_executable=None, header=None, tmpdir=None):
+    """Generate everything into ``outdir`` (a ``pythanc`` package folder). Returns the library path."""
+    header = header or sdkmodel.find_header()
+    model = sdkmodel.parse(header)
+    gen = os.path.join(outdir, "_generated")
+    os.makedirs(gen, exist_ok=True)
+    with open(os.path.join(gen, "__init__.py"), "w") as f:
+        f.write('"""Files generated at build time from the installed Orthanc SDK header."""\n')
+    with open(os.path.join(gen, "api.py"), "w") as f:
+        f.write(generate.python_module(model))
+    with open(os.path.join(gen, "codemodel.json"), "w") as f:
+        json.dump(model, f, indent=1)
+    with open(os.path.join(gen, "coverage.json"), "w") as f:
+        json.dump(generate.coverage(model), f, indent=1)
+    ffi = make_ffi(model, version, python_executable or sys.executable)
+    tmpdir = tmpdir or os.path.join(outdir, "_cffi_build")
+    os.makedirs(tmpdir, exist_ok=True)
+    os.makedirs(os.path.join(outdir, "lib"), exist_ok=True)
+    target = os.path.join(os.path.abspath(outdir), "lib", LIBRARY)
+    built = ffi.compile(tmpdir=tmpdir, target=target, verbose=bool(os.environ.get("PYTHANC_VERBOSE_BUILD")))
+    return built
+
+
+if __name__ == "__main__":
+    print(build(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "0.0.0"))

@@ -1,0 +1,279 @@
+"""Callbacks: the ``orthanc.Register*`` functions and the C entry points that call the user.
+
+Each C entry point is an ``@ffi.def_extern`` function named ``pythanc_<SDK callback type>``.
+It catches everything: an exception in a user callback is logged with its traceback and turned
+into the SDK's error for that callback; nothing propagates into Orthanc.
+
+Several registrations of one kind are allowed; they are called in registration order.
+"""
+
+import collections
+import re
+import threading
+
+from _pythanc_cffi import ffi, lib
+
+from . import _convert
+from ._convert import STATE, Borrowed, text, data, _ctx, _str, OrthancException
+
+VERBOSE = False
+ERR_SUCCESS = 0
+ERR_PLUGIN = 1          # OrthancPluginErrorCode_Plugin: "Error encountered within the plugin engine"
+ERR_UNKNOWN_RESOURCE = 17
+ERR_NOT_IMPLEMENTED = 2
+
+METHODS = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE"}
+
+
+def _log_exception(what):
+    from ._plugin import log_exception
+    log_exception(what)
+
+
+def _log_error(msg):
+    from ._plugin import log_error
+    log_error(msg)
+
+
+def _api():
+    from ._plugin import orthanc_module
+    return orthanc_module()
+
+
+def _check_callable(fn, description):
+    if not callable(fn):
+        raise TypeError("Expected a callback function to register one %s, not %s"
+                        % (description, type(fn).__name__))
+
+
+# ---------------------------------------------------------------------------------------------
+# REST callbacks
+
+
+class _Registry:
+    """Everything registered by the scripts of this Orthanc run."""
+
+    def __init__(self):
+        self.rest = []                 # [(compiled regex, callable)], in registration order
+        self.rest_registered = set()   # regexes registered with Orthanc (registration cannot be undone)
+        self.on_stored = []
+        self.changes = None            # _ChangeWorker, once a change callback is registered
+        self.lock = threading.Lock()
+
+
+R = _Registry()
+
+
+def RegisterRestCallback(pathRegularExpression, callback):
+    """Register ``callback(output, uri, **request)`` for the URIs that fully match the regular
+    expression.  ``request`` has ``method`` (str), ``groups`` (tuple of str), ``headers`` (dict with
+    lower-case keys), ``get`` (dict, GET only) and ``body`` (bytes, POST and PUT only).
+
+    Several routes may be registered; for a request, the first one (in registration order) whose
+    expression matches is called.  An exception answers HTTP 500 and is logged with its traceback.
+    """
+    if type(pathRegularExpression) is not str or not callable(callback):
+        raise TypeError("Expected a string (URI) and a callback function")
+    try:
+        compiled = re.compile(pathRegularExpression)
+    except re.error as e:
+        raise ValueError("Invalid regular expression %r: %s" % (pathRegularExpression, e)) from None
+    c_regex = _str(pathRegularExpression, "pathRegularExpression")
+    with R.lock:
+        R.rest.append((compiled, callback))
+        if pathRegularExpression not in R.rest_registered:
+            R.rest_registered.add(pathRegularExpression)
+            lib.OrthancPluginRegisterRestCallbackNoLock(_ctx(), c_regex, lib.pythanc_OrthancPluginRestCallback)
+
+
+def _string_dict(count, keys, values):
+    d = {}
+    for i in range(count):
+        d[ffi.string(keys[i]).decode("utf-8", "replace")] = ffi.string(values[i]).decode("utf-8", "replace")
+    return d
+
+
+@ffi.def_extern(error=ERR_PLUGIN)
+def pythanc_OrthancPluginRestCallback(output, url, request):
+    try:
+        uri = ffi.string(url).decode("utf-8", "replace")
+        for regex, callback in R.rest:
+            if regex.fullmatch(uri) is not None:
+                break
+        else:
+            return ERR_UNKNOWN_RESOURCE
+        method = request.method
+        kw = {"method": METHODS.get(method, str(method)),
+              "groups": tuple(ffi.string(request.groups[i]).decode("utf-8", "replace")
+                              for i in range(request.groupsCount)),
+              "headers": _string_dict(request.headersCount, request.headersKeys, request.headersValues)}
+        if method == 1:
+            kw["get"] = _string_dict(request.getCount, request.getKeys, request.getValues)
+        elif method == 2 or method == 3:
+            kw["body"] = ffi.unpack(ffi.cast("char *", request.body), request.bodySize) if request.bodySize else b""
+        out = RestOutput._borrow(output)
+        try:
+            callback(out, uri, **kw)
+        finally:
+            out._ptr = None
+        return ERR_SUCCESS
+    except BaseException:
+        _log_exception("Python REST callback")
+        return ERR_PLUGIN
+
+
+# ---------------------------------------------------------------------------------------------
+# Changes: queued, delivered in order on one thread of their own
+
+
+class _ChangeWorker:
+    STOP_TIMEOUT = 60.0
+
+    def __init__(self):
+        self.callbacks = []
+        self.queue = collections.deque()
+        self.cond = threading.Condition()
+        self.busy = False
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, name="PY-CHANGES", daemon=True)
+        self.thread.start()
+
+    def push(self, event):
+        with self.cond:
+            self.queue.append(event)
+            self.cond.notify_all()
+
+    def run(self):
+        while True:
+            with self.cond:
+                while not self.queue and not self.stopping:
+                    self.cond.wait()
+                if not self.queue:
+                    return
+                event = self.queue.popleft()
+                self.busy = True
+            try:
+                for cb in list(self.callbacks):
+                    try:
+                        cb(*event)
+                    except BaseException:
+                        _log_exception("Python on-change callback")
+            finally:
+                with self.cond:
+                    self.busy = False
+                    self.cond.notify_all()
+
+    def drain(self, timeout):
+        """Wait until every queued event has been delivered; True if it was in time."""
+        with self.cond:
+            return self.cond.wait_for(lambda: not self.queue and not self.busy, timeout)
+
+    def stop(self, timeout):
+        ok = self.drain(timeout)
+        with self.cond:
+            self.stopping = True
+            self.queue.clear()
+            self.cond.notify_all()
+        self.thread.join(1.0)
+        return ok
+
+
+def RegisterOnChangeCallback(callback):
+    """Register ``callback(changeType: int, level: int, resourceId: str)`` for Orthanc's changes.
+
+    Changes are queued and delivered in order on one thread (``PY-CHANGES``), so the callback may
+    call the REST API.  ``ORTHANC_STOPPED`` is delivered after every pending change, before Orthanc
+    stops.  Several callbacks may be registered; each change goes to each, in registration order.
+    """
+    _check_callable(callback, "Python on-change callback")
+    with R.lock:
+        first = R.changes is None
+        if first:
+            R.changes = _ChangeWorker()
+        R.changes.callbacks.append(callback)
+    if first:
+        lib.OrthancPluginRegisterOnChangeCallback(_ctx(), lib.pythanc_OrthancPluginOnChangeCallback)
+
+
+@ffi.def_extern(error=ERR_PLUGIN)
+def pythanc_OrthancPluginOnChangeCallback(change_type, resource_type, resource_id):
+    try:
+        w = R.changes
+        if w is None:
+            return ERR_SUCCESS
+        w.push((int(change_type), int(resource_type), text(resource_id)))
+        if change_type == 11:  # ORTHANC_STOPPED: deliver everything before Orthanc goes on stopping
+            if not w.drain(w.STOP_TIMEOUT):
+                _log_error("pythanc: the on-change callbacks did not finish within %d seconds; "
+                           "Orthanc goes on stopping" % w.STOP_TIMEOUT)
+        return ERR_SUCCESS
+    except BaseException:
+        _log_exception("Python on-change callback")
+        return ERR_PLUGIN
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored instances
+
+
+def RegisterOnStoredInstanceCallback(callback):
+    """Register ``callback(instance: orthanc.DicomInstance, instanceId: str)``, called after an
+    instance is stored, on the thread that received it.  ``instance`` is valid during the call only.
+    An exception is logged; the instance stays stored."""
+    _check_callable(callback, "Python on-stored-instance callback")
+    with R.lock:
+        first = not R.on_stored
+        R.on_stored.append(callback)
+    if first:
+        lib.OrthancPluginRegisterOnStoredInstanceCallback(_ctx(), lib.pythanc_OrthancPluginOnStoredInstanceCallback)
+
+
+@ffi.def_extern(error=ERR_PLUGIN)
+def pythanc_OrthancPluginOnStoredInstanceCallback(instance, instance_id):
+    status = ERR_SUCCESS
+    try:
+        iid = text(instance_id)
+        with Borrowed(DicomInstance, instance) as dicom:
+            for cb in list(R.on_stored):
+                try:
+                    cb(dicom, iid)
+                except BaseException:
+                    _log_exception("Python on-stored-instance callback")
+                    status = ERR_PLUGIN
+    except BaseException:
+        _log_exception("Python on-stored-instance callback")
+        status = ERR_PLUGIN
+    return status
+
+
+# ---------------------------------------------------------------------------------------------
+# Life cycle
+
+
+def reset():
+    """Forget every registration (at initialisation, and so after /tools/reset)."""
+    global R
+    R = _Registry()
+    _extra_reset()
+
+
+def shutdown():
+    """At finalisation: stop the change thread (after ORTHANC_STOPPED was delivered)."""
+    w = R.changes
+    if w is not None:
+        w.stop(5.0)
+    _extra_shutdown()
+    reset()
+
+
+def _bind_classes(api):
+    """Called by the generated module: the classes that callbacks hand to the user."""
+    g = globals()
+    for name in ("RestOutput", "DicomInstance", "FindQuery", "FindAnswers", "WorklistQuery", "WorklistAnswers",
+                 "StorageArea", "Image", "Job", "ServerChunkedRequestReader", "WebDavCollection",
+                 "DicomWebNode"):
+        g[name] = api[name]
+
+
+from ._callbacks_more import *  # noqa: E402,F401,F403  (the other callbacks of the SDK)
+from ._callbacks_more import _extra_reset, _extra_shutdown  # noqa: E402

@@ -1,0 +1,352 @@
+"""The one place where C values of the Orthanc SDK become Python values, and back.
+
+Generated code (``pythanc/_generated/api.py``) and hand-written code call these helpers;
+nothing else converts strings, memory buffers, error codes or objects.
+
+Decisions, documented in the README:
+
+* Strings from Orthanc are decoded as UTF-8; invalid bytes become U+FFFD (never an error).
+* String arguments must be ``str`` without NUL characters (``ValueError`` names the argument).
+* Buffer arguments accept ``bytes``, ``bytearray``, ``memoryview`` (any contiguous buffer) or
+  ``str`` (sent as UTF-8), like the official plugin.
+* Objects handed to a callback are *borrowed*: they are invalidated when the callback returns, and
+  using them afterwards raises ``orthanc.OrthancException`` (BadSequenceOfCalls) instead of touching
+  freed memory.
+"""
+
+import sys
+
+try:
+    from _pythanc_cffi import ffi, lib as _lib  # only inside Orthanc, in the plugin library
+except ImportError:  # pragma: no cover - outside Orthanc
+    ffi = _lib = None
+
+ERROR_INTERNAL = -1
+ERROR_BAD_SEQUENCE_OF_CALLS = 6
+ERROR_PARAMETER_OUT_OF_RANGE = 3
+
+
+class OrthancException(Exception):
+    """An error reported by Orthanc: ``args == (code, description)``.
+
+    ``code`` is a value of ``orthanc.ErrorCode``.  Scripts may raise it themselves; a REST callback
+    that raises it answers HTTP 500, as with the official plugin.
+    """
+
+    @property
+    def code(self):
+        return self.args[0] if self.args else None
+
+    @property
+    def description(self):
+        return self.args[1] if len(self.args) > 1 else ""
+
+
+OrthancException.__module__ = "orthanc"
+
+
+class _State:
+    """Per-process state of the plugin: the SDK context while Orthanc runs it."""
+    ctx = None
+
+
+STATE = _State()
+NULL = ffi.NULL if ffi is not None else None
+
+
+def _ctx():
+    c = STATE.ctx
+    if c is None:
+        raise OrthancException(ERROR_BAD_SEQUENCE_OF_CALLS,
+                               "The Orthanc plugin context is not available (Orthanc is not running pythanc, "
+                               "or it has stopped)")
+    return c
+
+
+def error_description(code):
+    try:
+        if STATE.ctx is not None:
+            p = _lib.OrthancPluginGetErrorDescription(STATE.ctx, code)
+            if p != NULL:
+                return ffi.string(p).decode("utf-8", "replace")
+    except Exception:
+        pass
+    return "Error %d" % code
+
+
+def _check(code, target=None):
+    """Raise ``OrthancException`` for a non-zero ``OrthancPluginErrorCode``."""
+    if code:
+        if target is not None and target.data != NULL:
+            _lib.OrthancPluginFreeMemoryBuffer(STATE.ctx, target)
+        raise OrthancException(code, error_description(code))
+
+
+# ---- arguments ---------------------------------------------------------------------------------
+
+def _type_name(v):
+    return type(v).__name__
+
+
+def _str(value, name):
+    """A ``const char*`` argument."""
+    if type(value) is not str:
+        if isinstance(value, str):
+            value = str(value)
+        else:
+            raise TypeError("argument '%s' must be str, not %s" % (name, _type_name(value)))
+    if "\0" in value:
+        raise ValueError("argument '%s' must not contain NUL characters" % name)
+    return value.encode("utf-8", "surrogateescape")
+
+
+def _optional_str(value, name):
+    return NULL if value is None else _str(value, name)
+
+
+def _as_buffer(value, name):
+    if type(value) is bytes:
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if value is None:
+        raise TypeError("argument '%s' must be bytes-like or str, not None" % name)
+    try:
+        return ffi.from_buffer(value)
+    except TypeError:
+        raise TypeError("argument '%s' must be bytes-like or str, not %s" % (name, _type_name(value))) from None
+
+
+def _buf(value, name, limit=2**32 - 1):
+    """A ``(pointer, size)`` pair of arguments, from one Python buffer."""
+    b = _as_buffer(value, name)
+    n = len(b)
+    if n > limit:
+        raise ValueError("argument '%s' is too large (%d bytes, at most %d)" % (name, n, limit))
+    if type(b) is bytes:
+        return ffi.from_buffer(b), n
+    return b, n
+
+
+def _buf64(value, name):
+    return _buf(value, name, 2**63 - 1)
+
+
+def _rawbuf(value, name, minimum):
+    """A buffer passed without its size: it must hold at least ``minimum`` bytes."""
+    b = _as_buffer(value, name)
+    if len(b) < minimum:
+        raise ValueError("argument '%s' holds %d bytes, but %d are needed" % (name, len(b), minimum))
+    return ffi.from_buffer(b)
+
+
+def _int(value, name, lo, hi):
+    if type(value) is not int:
+        if isinstance(value, int):  # bool, IntEnum...
+            value = int(value)
+        else:
+            raise TypeError("argument '%s' must be int, not %s" % (name, _type_name(value)))
+    if value < lo or value > hi:
+        raise ValueError("argument '%s' is out of range: %d not in [%d, %d]" % (name, value, lo, hi))
+    return value
+
+
+def _float(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("argument '%s' must be float, not %s" % (name, _type_name(value)))
+    return float(value)
+
+
+def _obj(value, cls, name):
+    """An object argument (``None`` means NULL where the SDK allows it)."""
+    if value is None:
+        return NULL
+    if not isinstance(value, cls):
+        raise TypeError("argument '%s' must be orthanc.%s, not %s" % (name, cls.__name__, _type_name(value)))
+    return value._p()
+
+
+def str_array(values, name):
+    """A list of ``str`` as a ``const char* const*`` array; returns ``(array, keepalive)``."""
+    items = [ffi.new("char[]", _str(v, name)) for v in values]
+    return ffi.new("const char*[]", items), items
+
+
+# ---- results -----------------------------------------------------------------------------------
+
+def _new_buffer():
+    return ffi.new("OrthancPluginMemoryBuffer *")
+
+
+def _new_buffer64():
+    return ffi.new("OrthancPluginMemoryBuffer64 *")
+
+
+def _take_buffer(t):
+    """Copy an Orthanc memory buffer into ``bytes`` and free it."""
+    if t.data == NULL:
+        return b""
+    try:
+        return ffi.unpack(ffi.cast("char *", t.data), t.size)
+    finally:
+        if ffi.typeof(t) is ffi.typeof("OrthancPluginMemoryBuffer64 *"):
+            _lib.OrthancPluginFreeMemoryBuffer64(STATE.ctx, t)
+        else:
+            _lib.OrthancPluginFreeMemoryBuffer(STATE.ctx, t)
+
+
+def _take_string(p):
+    """A ``char*`` that Orthanc allocated: a ``str``, then freed; NULL raises."""
+    if p == NULL:
+        raise OrthancException(ERROR_INTERNAL, "Internal error")
+    try:
+        return ffi.string(p).decode("utf-8", "replace")
+    finally:
+        _lib.OrthancPluginFreeString(STATE.ctx, p)
+
+
+def _static_string(p):
+    """A ``const char*`` that Orthanc keeps: a ``str``, or ``None`` for NULL."""
+    if p == NULL:
+        return None
+    return ffi.string(p).decode("utf-8", "replace")
+
+
+def text(p):
+    """A C string from a callback argument: ``str`` (UTF-8, invalid bytes replaced); NULL -> ``''``."""
+    if p == NULL:
+        return ""
+    return ffi.string(p).decode("utf-8", "replace")
+
+
+def text_array(arr, count):
+    return [ffi.string(arr[i]).decode("utf-8", "replace") for i in range(count)]
+
+
+def data(p, size):
+    """A ``(const void*, size)`` callback argument as ``bytes``."""
+    if p == NULL or not size:
+        return b""
+    return ffi.unpack(ffi.cast("char *", p), size)
+
+
+def buffer_into(target, value, name, is64=False):
+    """Fill an Orthanc memory buffer (an out-argument of a callback) with ``value``."""
+    b = _as_buffer(value, name)
+    n = len(b)
+    make = _lib.OrthancPluginCreateMemoryBuffer64 if is64 else _lib.OrthancPluginCreateMemoryBuffer
+    code = make(_ctx(), target, n)
+    if code:
+        raise OrthancException(code, error_description(code))
+    if n:
+        ffi.memmove(target.data, b, n)
+
+
+# ---- objects -----------------------------------------------------------------------------------
+
+class OrthancObject:
+    """Base of the SDK's object types (``orthanc.RestOutput``, ``orthanc.Image``, ...).
+
+    Objects are never created by calling the class: Orthanc hands them to callbacks (borrowed,
+    valid during the callback only), or SDK functions return them (owned by Python, freed when
+    garbage-collected).
+    """
+    __slots__ = ("_ptr", "_owned", "__weakref__")
+    _c_type = "void *"
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("orthanc.%s objects are created by Orthanc, not by calling the class"
+                        % type(self).__name__)
+
+    @classmethod
+    def _borrow(cls, ptr):
+        o = object.__new__(cls)
+        o._ptr = ptr
+        o._owned = None
+        return o
+
+    def _p(self):
+        p = self._ptr
+        if p is None:
+            raise OrthancException(
+                ERROR_BAD_SEQUENCE_OF_CALLS,
+                "This orthanc.%s is no longer valid: it was handed to a callback that has returned, "
+                "or it was released" % type(self).__name__)
+        return p
+
+    def _invalidate(self):
+        self._ptr = None
+
+    def __repr__(self):
+        state = "invalid" if self._ptr is None else ("owned" if self._owned else "borrowed")
+        return "<orthanc.%s (%s)>" % (type(self).__name__, state)
+
+
+OrthancObject.__module__ = "orthanc"
+
+
+def _own(cls, ptr, free):
+    """Wrap an object that an SDK function returned; NULL raises ``OrthancException``."""
+    if ptr == NULL:
+        raise OrthancException(ERROR_INTERNAL, "Internal error")
+    if free is not None:
+        def release(p, free=free):
+            c = STATE.ctx
+            if c is not None:  # after Orthanc stopped, leak rather than call into a freed context
+                free(c, p)
+        ptr = ffi.gc(ptr, release)
+    o = object.__new__(cls)
+    o._ptr = ptr
+    o._owned = True
+    return o
+
+
+class Borrowed:
+    """``with Borrowed(cls, ptr) as obj:`` gives a borrowed object, invalidated at the end."""
+    __slots__ = ("obj",)
+
+    def __init__(self, cls, ptr):
+        self.obj = cls._borrow(ptr)
+
+    def __enter__(self):
+        return self.obj
+
+    def __exit__(self, *exc):
+        self.obj._ptr = None
+        return False
+
+
+def set_error_codes(module_error_code_class):
+    """Use the SDK's values for the error codes that pythanc raises itself."""
+    global ERROR_BAD_SEQUENCE_OF_CALLS, ERROR_PARAMETER_OUT_OF_RANGE, ERROR_INTERNAL
+    ERROR_BAD_SEQUENCE_OF_CALLS = module_error_code_class.BAD_SEQUENCE_OF_CALLS
+    ERROR_PARAMETER_OUT_OF_RANGE = module_error_code_class.PARAMETER_OUT_OF_RANGE
+    ERROR_INTERNAL = module_error_code_class.INTERNAL_ERROR
+
+
+class _method:
+    """A method of an SDK class.  A descriptor of its own (not a plain function), so that
+    ``inspect.ismethoddescriptor`` is true for it, as for the official plugin's C methods, and
+    ``inspect.getdoc``/``inspect.signature`` give the SDK's documentation and the parameters."""
+    def __init__(self, fn):
+        self.__func__ = fn
+        self.__wrapped__ = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+        self.__qualname__ = fn.__qualname__
+
+    def __set_name__(self, owner, name):
+        self.__name__ = name
+        self.__qualname__ = "%s.%s" % (owner.__name__, name)
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        return _MethodType(self.__func__, obj)
+
+    def __call__(self, *args, **kwargs):
+        return self.__func__(*args, **kwargs)
+
+
+import types as _types  # noqa: E402
+_MethodType = _types.MethodType

@@ -1,0 +1,233 @@
+"""Hand-written SDK wrappers: functions with out-parameters, arrays or raw pointers.
+
+Listed, with the C functions they reach, in ``_build/handwritten.py``; the generated module
+(``_generated/api.py``) imports them by name.
+"""
+
+from ._convert import (ffi, _lib, _ctx, _check, _str, _buf, _int, _obj, _own, _new_buffer, _take_buffer,
+                       _take_string, str_array, OrthancException, data)
+from . import _convert
+
+_api = {}
+
+
+def _bind(namespace):
+    """Called at the end of the generated module with its globals (classes and enums)."""
+    _api.update(namespace)
+    from . import _callbacks
+    _callbacks._bind_classes(namespace)
+
+
+def _method(fn):
+    return fn
+
+
+# ---- DicomInstance ------------------------------------------------------------------------------
+
+def DicomInstance_GetInstanceData(self):
+    """Get the content of the DICOM instance, as ``bytes`` (the whole DICOM file)."""
+    p = self._p()
+    c = _ctx()
+    size = _lib.OrthancPluginGetInstanceSize(c, p)
+    ptr = _lib.OrthancPluginGetInstanceData(c, p)
+    if ptr == ffi.NULL or size < 0:
+        raise OrthancException(_convert.ERROR_INTERNAL, "Internal error")
+    return ffi.unpack(ffi.cast("char *", ptr), size)
+
+
+def _dicomweb(fn, self_or_buffer, *pre):
+    return _take_string(fn(*pre, ffi.NULL, ffi.NULL))
+
+
+def DicomInstance_GetInstanceDicomWebJson(self):
+    """Convert the instance to DICOMweb JSON (bulk data as BulkDataURI left to Orthanc's defaults)."""
+    return _take_string(_lib.OrthancPluginGetInstanceDicomWebJson(_ctx(), self._p(), ffi.NULL, ffi.NULL))
+
+
+def DicomInstance_GetInstanceDicomWebXml(self):
+    """Convert the instance to DICOMweb XML."""
+    return _take_string(_lib.OrthancPluginGetInstanceDicomWebXml(_ctx(), self._p(), ffi.NULL, ffi.NULL))
+
+
+def EncodeDicomWebJson(dicom):
+    """Convert a DICOM file (``bytes``) to DICOMweb JSON (``str``)."""
+    p, n = _buf(dicom, "dicom")
+    return _take_string(_lib.OrthancPluginEncodeDicomWebJson(_ctx(), p, n, ffi.NULL))
+
+
+def EncodeDicomWebXml(dicom):
+    """Convert a DICOM file (``bytes``) to DICOMweb XML (``str``)."""
+    p, n = _buf(dicom, "dicom")
+    return _take_string(_lib.OrthancPluginEncodeDicomWebXml(_ctx(), p, n, ffi.NULL))
+
+
+def EncodeDicomWebJson2(dicom):
+    """Same as :func:`EncodeDicomWebJson` (version 2 of the SDK call)."""
+    p, n = _buf(dicom, "dicom")
+    return _take_string(_lib.OrthancPluginEncodeDicomWebJson2(_ctx(), p, n, ffi.NULL, ffi.NULL))
+
+
+def EncodeDicomWebXml2(dicom):
+    """Same as :func:`EncodeDicomWebXml` (version 2 of the SDK call)."""
+    p, n = _buf(dicom, "dicom")
+    return _take_string(_lib.OrthancPluginEncodeDicomWebXml2(_ctx(), p, n, ffi.NULL, ffi.NULL))
+
+
+# ---- Image ----------------------------------------------------------------------------------------
+
+def Image_GetImageBuffer(self):
+    """Return a copy of the pixels of the image, as ``bytes`` of ``pitch * height`` bytes."""
+    p = self._p()
+    c = _ctx()
+    pitch = _lib.OrthancPluginGetImagePitch(c, p)
+    height = _lib.OrthancPluginGetImageHeight(c, p)
+    ptr = _lib.OrthancPluginGetImageBuffer(c, p)
+    if ptr == ffi.NULL:
+        return b""
+    return ffi.unpack(ffi.cast("char *", ptr), pitch * height)
+
+
+def CreateImageFromBuffer(format, width, height, pitch, buffer):
+    """Create an image of the given pixel format and size from a copy of ``buffer``
+    (``pitch * height`` bytes, ``pitch`` bytes per row)."""
+    Image = _api["Image"]
+    image = _api["CreateImage"](format, width, height)
+    width = _int(width, "width", 0, 2**32 - 1)
+    height = _int(height, "height", 0, 2**32 - 1)
+    pitch = _int(pitch, "pitch", 0, 2**32 - 1)
+    src, n = _buf(buffer, "buffer")
+    if n != pitch * height:
+        raise ValueError("argument 'buffer' holds %d bytes, but pitch * height = %d" % (n, pitch * height))
+    c = _ctx()
+    p = image._p()
+    target_pitch = _lib.OrthancPluginGetImagePitch(c, p)
+    dst = ffi.cast("char *", _lib.OrthancPluginGetImageBuffer(c, p))
+    row = min(pitch, target_pitch)
+    src = ffi.cast("char *", src) if not isinstance(src, bytes) else ffi.from_buffer(src)
+    for y in range(height):
+        ffi.memmove(dst + y * target_pitch, src + y * pitch, row)
+    return image
+
+
+# ---- FindQuery ------------------------------------------------------------------------------------
+
+def _find_tag(self, index):
+    index = _int(index, "index", 0, 2**32 - 1)
+    c = _ctx()
+    p = self._p()
+    if index >= _lib.OrthancPluginGetFindQuerySize(c, p):
+        raise ValueError("Index is out of range")
+    group = ffi.new("uint16_t *")
+    element = ffi.new("uint16_t *")
+    _check(_lib.OrthancPluginGetFindQueryTag(c, group, element, p, index))
+    return group[0], element[0]
+
+
+def FindQuery_GetFindQueryTagGroup(self, index):
+    """The group of the ``index``-th tag of the C-FIND query (an int)."""
+    return _find_tag(self, index)[0]
+
+
+def FindQuery_GetFindQueryTagElement(self, index):
+    """The element of the ``index``-th tag of the C-FIND query (an int)."""
+    return _find_tag(self, index)[1]
+
+
+# ---- Dictionary -----------------------------------------------------------------------------------
+
+def LookupDictionary(name):
+    """Look a DICOM tag up in Orthanc's dictionary by name (``'PatientID'``) or by ``'0010,0020'``.
+
+    Returns a dict with ``Group``, ``Element``, ``ValueRepresentation``, ``MinMultiplicity`` and
+    ``MaxMultiplicity``; an unknown name raises ``OrthancException``."""
+    entry = ffi.new("OrthancPluginDictionaryEntry *")
+    _check(_lib.OrthancPluginLookupDictionary(_ctx(), entry, _str(name, "name")))
+    return {"Group": entry.group, "Element": entry.element, "ValueRepresentation": entry.vr,
+            "MinMultiplicity": entry.minMultiplicity, "MaxMultiplicity": entry.maxMultiplicity}
+
+
+# ---- RestOutput -----------------------------------------------------------------------------------
+
+def RestOutput_SendHttpStatus(self, status, body=b"", bodySize=None):
+    """Send an HTTP status with a body.  ``bodySize`` (the third argument of the official plugin
+    4.0) is accepted and truncates the body; it can never read past it."""
+    status = _int(status, "status", 0, 2**16 - 1)
+    p, n = _buf(body, "body")
+    if bodySize is not None:
+        bodySize = _int(bodySize, "bodySize", 0, 2**32 - 1)
+        n = min(n, bodySize)
+    _lib.OrthancPluginSendHttpStatus(_ctx(), self._p(), status, ffi.cast("const char *", p), n)
+
+
+def _headers(headers, name):
+    if headers is None:
+        headers = {}
+    if not isinstance(headers, dict):
+        raise TypeError("argument '%s' must be a dict of str, not %s" % (name, type(headers).__name__))
+    keys, k_alive = str_array(list(headers.keys()), name)
+    values, v_alive = str_array(list(headers.values()), name)
+    return len(headers), keys, values, (k_alive, v_alive)
+
+
+def RestOutput_SendMultipartItem2(self, answer, headers):
+    """Send an item of a multipart answer with its own HTTP headers (a dict of str)."""
+    p, n = _buf(answer, "answer")
+    count, keys, values, alive = _headers(headers, "headers")
+    _check(_lib.OrthancPluginSendMultipartItem2(_ctx(), self._p(), p, n, count, keys, values))
+
+
+def RestApiGet2(uri, headers, afterPlugins):
+    """GET on Orthanc's REST API with HTTP headers (a dict of str); returns the body (bytes)."""
+    count, keys, values, alive = _headers(headers, "headers")
+    t = _new_buffer()
+    _check(_lib.OrthancPluginRestApiGet2(_ctx(), t, _str(uri, "uri"), count, keys, values,
+                                         _int(afterPlugins, "afterPlugins", -2**31, 2**31 - 1)), t)
+    return _take_buffer(t)
+
+
+def _http_answer(call, *args):
+    body = _new_buffer()
+    headers = _new_buffer()
+    status = ffi.new("uint16_t *")
+    _check(call(_ctx(), body, headers, status, *args))
+    import json
+    h = _take_buffer(headers)
+    return status[0], json.loads(h) if h else {}, _take_buffer(body)
+
+
+def _optional(value, name):
+    return ffi.NULL if value is None else _str(value, name)
+
+
+def HttpClient(method, url, headers=None, body=b"", username=None, password=None, timeout=0,
+               certificateFile=None, certificateKeyFile=None, certificateKeyPassword=None, pkcs11=False):
+    """Make an HTTP request with Orthanc's HTTP client.
+
+    Returns ``(status: int, headers: dict, body: bytes)``.  ``method`` is an ``orthanc.HttpMethod``."""
+    count, keys, values, alive = _headers(headers, "headers")
+    p, n = _buf(body, "body")
+    return _http_answer(_lib.OrthancPluginHttpClient, _int(method, "method", 1, 4), _str(url, "url"),
+                        count, keys, values, p, n, _optional(username, "username"),
+                        _optional(password, "password"), _int(timeout, "timeout", 0, 2**32 - 1),
+                        _optional(certificateFile, "certificateFile"),
+                        _optional(certificateKeyFile, "certificateKeyFile"),
+                        _optional(certificateKeyPassword, "certificateKeyPassword"), 1 if pkcs11 else 0)
+
+
+def CallRestApi(method, uri, headers=None, body=b"", afterPlugins=False):
+    """Call Orthanc's own REST API with any method and headers.
+
+    Returns ``(status: int, headers: dict, body: bytes)``."""
+    count, keys, values, alive = _headers(headers, "headers")
+    p, n = _buf(body, "body")
+    return _http_answer(_lib.OrthancPluginCallRestApi, _int(method, "method", 1, 4), _str(uri, "uri"),
+                        count, keys, values, p, n, 1 if afterPlugins else 0)
+
+
+def Peers_CallPeerApi(self, peerIndex, method, uri, headers=None, body=b"", timeout=0):
+    """Call the REST API of an Orthanc peer. Returns ``(status, headers, body)``."""
+    count, keys, values, alive = _headers(headers, "headers")
+    p, n = _buf(body, "body")
+    return _http_answer(_lib.OrthancPluginCallPeerApi, self._p(), _int(peerIndex, "peerIndex", 0, 2**32 - 1),
+                        _int(method, "method", 1, 4), _str(uri, "uri"), count, keys, values, p, n,
+                        _int(timeout, "timeout", 0, 2**32 - 1))

@@ -1,0 +1,248 @@
+"""Start a real Orthanc with pythanc and a script, for tests (a pytest plugin) and ``pythanc run``.
+
+In a test::
+
+    def test_hello(orthanc_server):
+        server = orthanc_server(script="my_script.py")
+        assert server.get("/toto").text == "ok\\n"
+        server.wait_for_log("Hello world!")
+
+``orthanc_server(script=..., config={...})`` starts Orthanc on free ports of 127.0.0.1, with
+``RemoteAccessAllowed: false`` and a temporary storage folder, and stops it (by its PID) at the
+end of the test.  The returned :class:`OrthancServer` has ``url``, ``http_port``, ``dicom_port``,
+``get/post/put/delete`` (``requests``), ``log()`` and ``wait_for_log()``, ``store_scu()`` (dcmtk's
+``storescu``) and ``stop()``.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ORTHANC = os.environ.get("ORTHANC_BINARY") or shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_config(storage, http_port, dicom_port, script=None, plugin=None, extra=None, aet="ORTHANC"):
+    from . import plugin_path
+    config = {
+        "Name": "pythanc",
+        "StorageDirectory": storage,
+        "IndexDirectory": storage,
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": aet,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "Plugins": [plugin or plugin_path()],
+        "DicomModalities": {},
+    }
+    if script is not None:
+        config["PythonScript"] = os.path.abspath(script)
+    for k, v in (extra or {}).items():
+        config[k] = v
+    return config
+
+
+class OrthancError(RuntimeError):
+    pass
+
+
+class OrthancServer:
+    """One Orthanc process started by this code, with pythanc loaded."""
+
+    def __init__(self, script=None, config=None, workdir=None, plugin=None, verbose=False, env=None,
+                 cwd=None, start=True, startup_timeout=60.0):
+        self.workdir = workdir or tempfile.mkdtemp(prefix="pythanc-test-")
+        self.storage = os.path.join(self.workdir, "storage")
+        os.makedirs(self.storage, exist_ok=True)
+        self.http_port = free_port()
+        self.dicom_port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.http_port
+        self.config = make_config(self.storage, self.http_port, self.dicom_port, script, plugin, config)
+        self.config_path = os.path.join(self.workdir, "orthanc.json")
+        self.log_path = os.path.join(self.workdir, "orthanc.log")
+        self.verbose = verbose
+        self.env = env
+        self.cwd = cwd or self.workdir
+        self.startup_timeout = startup_timeout
+        self.process = None
+        self.returncode = None
+        if start:
+            self.start()
+
+    # -- process ---------------------------------------------------------------------------------
+    def start(self, wait=True):
+        with open(self.config_path, "w") as f:
+            json.dump(self.config, f, indent=2)
+        self._log_file = open(self.log_path, "ab")
+        args = [ORTHANC, self.config_path]
+        if self.verbose:
+            args.append("--verbose")
+        env = dict(os.environ)
+        env.update(self.env or {})
+        self.process = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, cwd=self.cwd,
+                                        env=env, start_new_session=True)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=None):
+        import requests
+        deadline = time.monotonic() + (timeout or self.startup_timeout)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise OrthancError("Orthanc exited with code %s during start-up; log:\n%s"
+                                   % (self.process.returncode, self.log()[-5000:]))
+            try:
+                if requests.get(self.url + "/system", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise OrthancError("Orthanc did not answer within %s s; log:\n%s" % (timeout, self.log()[-5000:]))
+
+    def wait_exit(self, timeout=60.0):
+        """Wait for the process to end by itself; its exit code."""
+        try:
+            self.returncode = self.process.wait(timeout)
+        finally:
+            self._close_log()
+        return self.returncode
+
+    def stop(self, timeout=60.0):
+        """SIGTERM, then wait; SIGKILL only after ``timeout``. Returns the exit code."""
+        p = self.process
+        if p is None or p.poll() is not None:
+            self._close_log()
+            return p.returncode if p else None
+        p.send_signal(signal.SIGTERM)
+        try:
+            self.returncode = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            self.returncode = p.wait(10)
+            raise OrthancError("Orthanc did not stop within %s s after SIGTERM (killed)" % timeout)
+        finally:
+            self._close_log()
+        return self.returncode
+
+    def _close_log(self):
+        f = getattr(self, "_log_file", None)
+        if f is not None and not f.closed:
+            f.close()
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    # -- log ----------------------------------------------------------------------------------------
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_log(self, pattern, timeout=30.0, count=1):
+        """Wait until ``pattern`` (a regex) occurs ``count`` times in the log; returns the matches."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = rx.findall(self.log())
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError("%r seen %d times (wanted %d) within %s s; log tail:\n%s"
+                                     % (pattern, len(found), count, timeout, self.log()[-4000:]))
+            if self.process.poll() is not None and time.monotonic() > deadline - timeout + 1:
+                found = rx.findall(self.log())
+                if len(found) >= count:
+                    return found
+                raise AssertionError("Orthanc exited (code %s) before %r was logged; log tail:\n%s"
+                                     % (self.process.returncode, pattern, self.log()[-4000:]))
+            time.sleep(0.05)
+
+    # -- HTTP -----------------------------------------------------------------------------------------
+    def request(self, method, path, **kw):
+        import requests
+        kw.setdefault("timeout", 60)
+        return requests.request(method, self.url + path, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, data=None, **kw):
+        return self.request("POST", path, data=data, **kw)
+
+    def put(self, path, data=None, **kw):
+        return self.request("PUT", path, data=data, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def upload(self, path_or_bytes):
+        if isinstance(path_or_bytes, (bytes, bytearray)):
+            data = bytes(path_or_bytes)
+        else:
+            with open(path_or_bytes, "rb") as f:
+                data = f.read()
+        r = self.post("/instances", data=data)
+        r.raise_for_status()
+        return r.json()
+
+    # -- DICOM --------------------------------------------------------------------------------------
+    def store_scu(self, *files, calling_aet="STORESCU", timeout=60):
+        """Send files with dcmtk's storescu; returns the CompletedProcess."""
+        args = ["storescu", "-aet", calling_aet, "-aec", self.config.get("DicomAet", "ORTHANC"),
+                "127.0.0.1", str(self.dicom_port)] + list(files)
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+# ---- pytest plugin ----------------------------------------------------------------------------------
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover
+    pytest = None
+
+if pytest is not None:
+    @pytest.fixture
+    def orthanc_server(tmp_path):
+        """A factory: ``orthanc_server(script=..., config=...)`` starts Orthanc with pythanc."""
+        servers = []
+
+        def start(script=None, config=None, wait=True, **kw):
+            kw.setdefault("workdir", str(tmp_path / ("orthanc-%d" % len(servers))))
+            os.makedirs(kw["workdir"], exist_ok=True)
+            s = OrthancServer(script=script, config=config, start=False, **kw)
+            servers.append(s)
+            s.start(wait=wait)
+            return s
+
+        yield start
+        errors = []
+        for s in servers:
+            try:
+                s.stop()
+            except Exception as e:  # still stopped (killed) by stop()
+                errors.append(e)
+        if errors:
+            raise errors[0]
