@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything pythanc needs on Debian 12 (as root), then build and install pythanc into
+# ./.venv with pip.  Idempotent.  Used by scripts/quickstart.sh, scripts/test.sh and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="orthanc orthanc-dev dcmtk gcc libc6-dev curl"
+need_apt=0
+for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || need_apt=1; done
+if [ "$need_apt" = 1 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Debian's orthanc package tries to start its system service: we never use it.
+  apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
+fi
+
+# A CPython with a shared libpython: the one on PATH if it has it, else Debian's python3.
+PY="${PYTHON:-python3}"
+if ! "$PY" -c 'import sysconfig,sys; sys.exit(0 if sysconfig.get_config_var("Py_ENABLE_SHARED") or sysconfig.get_config_var("INSTSONAME") else 1)' 2>/dev/null; then
+  apt-get install -y -qq python3 python3-venv python3-dev libpython3-dev >/dev/null
+  PY=/usr/bin/python3
+fi
+if ! "$PY" -m venv --help >/dev/null 2>&1; then
+  apt-get install -y -qq python3-venv >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q ".[test,samples]"
+echo "pythanc installed: $(.venv/bin/pythanc plugin-path)"

@@ -1,0 +1,40 @@
+"""Shared test helpers.  The ``orthanc_server`` fixture comes from pythanc's own pytest plugin
+(:mod:`pythanc.testing`), the same one that script authors use."""
+
+import os
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SHARED = os.environ.get("PYTHANC_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
+SEEDS = os.path.join(SHARED, "seed-samples")
+TESTDATA = os.path.join(SHARED, "testdata")
+
+
+@pytest.fixture
+def seed():
+    """``seed('02-extending-rest-api.py')`` -> absolute path of a seed sample (loaded from shared/)."""
+    def path(name):
+        p = os.path.join(SEEDS, name)
+        if not os.path.isfile(p):
+            pytest.fail("seed sample missing: %s" % p)
+        return p
+    return path
+
+
+@pytest.fixture
+def testdata():
+    def path(name):
+        return os.path.join(TESTDATA, name)
+    return path
+
+
+@pytest.fixture
+def write_script(tmp_path):
+    """``write_script(text, name='script.py')`` -> path of a script file holding ``text``."""
+    def write(text, name="script.py"):
+        p = tmp_path / name
+        p.write_text(text)
+        return str(p)
+    return write
