@@ -10,8 +10,14 @@ for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || need_apt=1; done
 if [ "$need_apt" = 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # Debian's orthanc package tries to start its system service: we never use it.
-  apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
+  # Debian's orthanc package would start its system service on ports 8042/4242: pythanc never
+  # uses it, so keep it from starting during this install (policy-rc.d, only if none exists).
+  policy_added=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy_added=1
+  fi
+  apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null || { [ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
 # A CPython with a shared libpython: the one on PATH if it has it, else Debian's python3.
