@@ -17,7 +17,7 @@ if [ "$need_apt" = 1 ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy_added=1
   fi
   apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null || { [ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d; exit 1; }
-  [ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  if [ "$policy_added" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # A CPython with a shared libpython: the one on PATH if it has it, else Debian's python3.
