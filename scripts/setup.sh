@@ -22,9 +22,13 @@ fi
 
 # A CPython with a shared libpython: the one on PATH if it has it, else Debian's python3.
 PY="${PYTHON:-python3}"
-if ! "$PY" -c 'import sysconfig,sys; sys.exit(0 if sysconfig.get_config_var("Py_ENABLE_SHARED") or sysconfig.get_config_var("INSTSONAME") else 1)' 2>/dev/null; then
+has_shared_libpython() {
+  "$1" -c 'import sys; sys.path.insert(0, "src"); from pythanc._build.plugin_build import libpython; libpython()' 2>/dev/null
+}
+if ! has_shared_libpython "$PY"; then
   apt-get install -y -qq python3 python3-venv python3-dev libpython3-dev >/dev/null
   PY=/usr/bin/python3
+  has_shared_libpython "$PY" || { echo "setup: no CPython with a shared libpython found" >&2; exit 1; }
 fi
 if ! "$PY" -m venv --help >/dev/null 2>&1; then
   apt-get install -y -qq python3-venv >/dev/null
