@@ -69,6 +69,7 @@ def test_02_extending_rest_api(orthanc_server, seed):
     assert r.status_code == 200
     assert r.text == "ok\n"
     server.wait_for_log(r"Accessing uri: /tata")
+    assert "'groups': ()," in server.log()
 
     assert server.get("/titi").status_code == 404
 
