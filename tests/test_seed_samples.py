@@ -165,7 +165,7 @@ def test_06_autorouting(orthanc_server, seed, testdata, manifest, tmp_path):
     received = tmp_path / "storescp"
     received.mkdir()
     out = open(str(tmp_path / "storescp.log"), "wb")
-    scp = subprocess.Popen(["storescp", "-aet", "STORESCP", "-od", str(received), "-ba", "127.0.0.1", str(port)],
+    scp = subprocess.Popen(["storescp", "-aet", "STORESCP", "-od", str(received), str(port)],
                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         def listening():
