@@ -24,6 +24,12 @@ class BuildPluginPy(build_py):
             sys.stderr.write("\nerror: %s\n\n" % e)
             raise SystemExit(1)
         print("pythanc: built %s" % lib)
+        # PEP 561 stub-only package, so that editors and mypy know the orthanc module
+        stubs = os.path.join(self.build_lib, "orthanc-stubs")
+        os.makedirs(stubs, exist_ok=True)
+        with open(os.path.join(out, "_generated", "orthanc.pyi")) as src, \
+                open(os.path.join(stubs, "__init__.pyi"), "w") as dst:
+            dst.write(src.read())
 
 
 class BinaryDistribution(Distribution):

@@ -266,6 +266,59 @@ def shutdown():
     reset()
 
 
+# ---- reload support (pythanc/_reload.py): registrations owned by one script -------------------
+
+def _owner(item):
+    """The module that defined a registration: its first callable's ``__module__``."""
+    if isinstance(item, tuple):
+        items = item
+    elif isinstance(item, dict):
+        items = tuple(item.values())
+    else:
+        items = (item,)
+    for x in items:
+        if callable(x) and getattr(x, "__module__", None):
+            return x.__module__
+    return None
+
+
+def _registries():
+    """``(object, attribute)`` of every registration list or single slot (each module lists its own)."""
+    from . import _callbacks_more as more
+    regs = [(R, "rest"), (R, "on_stored")]
+    if R.changes is not None:
+        regs.append((R.changes, "callbacks"))
+    return regs + list(getattr(more, "_reload_registries", lambda: [])())
+
+
+def take_owned(name):
+    """Take out every registration made by module ``name``; returns them for :func:`put_back`."""
+    taken = []
+    for obj, attr in _registries():
+        value = getattr(obj, attr)
+        if isinstance(value, list):
+            keep = []
+            for i, item in enumerate(value):
+                if _owner(item) == name:
+                    taken.append((obj, attr, i, item))
+                else:
+                    keep.append(item)
+            value[:] = keep
+        elif value is not None and _owner(value) == name:  # a single-slot registration
+            taken.append((obj, attr, None, value))
+            setattr(obj, attr, None)
+    return taken
+
+
+def put_back(taken):
+    for obj, attr, index, item in taken:
+        if index is None:
+            setattr(obj, attr, item)
+        else:
+            items = getattr(obj, attr)
+            items.insert(min(index, len(items)), item)
+
+
 def _bind_classes(api):
     """Called by the generated module: the classes that callbacks hand to the user."""
     g = globals()

@@ -7,6 +7,7 @@
 
 import importlib.util
 import json
+import logging
 import os
 import stat
 import sys
@@ -71,7 +72,58 @@ def read_configuration():
         script = option(section.get("Path"), str, "Python.Path")
     verbose = bool(option(config.get("PythonVerbose"), bool, "PythonVerbose")) or \
         bool(option(section.get("Verbose"), bool, "Python.Verbose"))
-    return {"script": script, "verbose": verbose, "section": section}
+    scripts = [script] if script else []
+    extra = section.get("Scripts", [])
+    if not isinstance(extra, list) or not all(isinstance(x, str) for x in extra):
+        raise ConfigError('The configuration option "Python.Scripts" is not a list of strings as expected')
+    for x in extra:
+        if os.path.abspath(x) not in [os.path.abspath(y) for y in scripts]:
+            scripts.append(x)
+    venv = option(section.get("VirtualEnv"), str, "Python.VirtualEnv")
+    reload_ = bool(option(section.get("Reload"), bool, "Python.Reload"))
+    return {"script": script, "scripts": scripts, "verbose": verbose, "section": section,
+            "venv": venv, "reload": reload_}
+
+
+def use_virtualenv(path):
+    """Make the packages of the virtualenv at ``path`` importable (before the base installation's)."""
+    import glob
+    import site
+    path = os.path.abspath(path)
+    candidates = glob.glob(os.path.join(path, "lib", "python%d.%d" % sys.version_info[:2], "site-packages"))
+    if not candidates:
+        raise ConfigError('Python.VirtualEnv: %s has no lib/python%d.%d/site-packages (a virtualenv of '
+                          'another Python version?)' % ((path,) + sys.version_info[:2]))
+    before = list(sys.path)
+    site.addsitedir(candidates[0])  # also runs the .pth files of that environment
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = added + [p for p in sys.path if p not in added]
+    log_warning("pythanc: using the packages of the virtualenv %s" % path)
+
+
+class OrthancLogHandler(logging.Handler):
+    """Python's ``logging`` into Orthanc's log: ERROR and above -> LogError, WARNING -> LogWarning,
+    the rest -> LogInfo (shown by Orthanc with --verbose).  Records carry the logger's name."""
+
+    def emit(self, record):
+        try:
+            msg = "[%s] %s" % (record.name, self.format(record))
+            if record.levelno >= logging.ERROR:
+                log_error(msg)
+            elif record.levelno >= logging.WARNING:
+                log_warning(msg)
+            else:
+                log_info(msg)
+        except Exception:
+            self.handleError(record)
+
+
+def install_logging():
+    root = logging.getLogger()
+    if not any(isinstance(h, OrthancLogHandler) for h in root.handlers):
+        root.addHandler(OrthancLogHandler())
+    if root.level == logging.WARNING:  # Python's default: let INFO through, Orthanc filters it
+        root.setLevel(logging.INFO)
 
 
 def orthanc_module():
@@ -110,18 +162,27 @@ def load_script(path):
     log_warning('Using Python script "%s" from directory: %s' % (filename, folder))
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(stem, path)
+    return exec_script(stem, path)
+
+
+def exec_script(name, path):
+    """Run the file ``path`` as a fresh module ``name`` (in ``sys.modules`` once it succeeded)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[stem] = module
+    previous = sys.modules.get(name)
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        sys.modules.pop(stem, None)
+        if previous is not None:
+            sys.modules[name] = previous
+        else:
+            sys.modules.pop(name, None)
         raise
     return module
 
 
-_loaded = {"modules": []}
+_loaded = {"modules": [], "paths": {}}
 
 
 @ffi.def_extern(error=0)
@@ -130,16 +191,24 @@ def pythanc_initialize(context):
     try:
         log_warning("Python plugin is initializing (pythanc, Python %s)" % sys.version.split()[0])
         options = read_configuration()
-        if not options["script"]:
+        if not options["scripts"]:
             log_warning('The options "PythonScript" and "Python.Path" are not provided: '
                         'Python scripting is disabled')
             return 1
         if options["verbose"]:
             _callbacks.VERBOSE = True
+        if options["venv"]:
+            use_virtualenv(options["venv"])
         sys.modules["orthanc"] = orthanc_module()
+        install_logging()
         _callbacks.reset()
-        module = load_script(options["script"])
-        _loaded["modules"].append(module.__name__)
+        for path in options["scripts"]:
+            module = load_script(path)
+            _loaded["modules"].append(module.__name__)
+            _loaded["paths"][module.__name__] = os.path.abspath(path)
+        if options["reload"]:
+            from . import _reload
+            _reload.start(dict(_loaded["paths"]))
         return 1
     except ConfigError as e:
         log_error(str(e))
@@ -153,10 +222,13 @@ def pythanc_initialize(context):
 def pythanc_finalize():
     try:
         log_warning("Python plugin is finalizing")
+        from . import _reload
+        _reload.stop()
         _callbacks.shutdown()
         for name in _loaded["modules"]:
             sys.modules.pop(name, None)
         _loaded["modules"] = []
+        _loaded["paths"] = {}
     except BaseException:
         log_exception("finalization of the Python plugin")
     finally:

@@ -368,3 +368,93 @@ def coverage(model):
     reachable = sum(v for k, v in totals.items() if k in ("generated", "hand-written", "internal", "destructor"))
     return {"sdk_version": model["sdk_version"], "rows": rows, "totals": totals, "functions": len(rows),
             "reachable": reachable, "percent": round(100.0 * reachable / max(1, len(rows)), 1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Type stubs (PEP 561): the same code model, the same names
+
+_STUB_HANDWRITTEN_METHODS = {
+    "DicomInstance.GetInstanceData": "def GetInstanceData(self) -> bytes: ...",
+    "DicomInstance.GetInstanceDicomWebJson": "def GetInstanceDicomWebJson(self) -> str: ...",
+    "DicomInstance.GetInstanceDicomWebXml": "def GetInstanceDicomWebXml(self) -> str: ...",
+    "Image.GetImageBuffer": "def GetImageBuffer(self) -> bytes: ...",
+    "FindQuery.GetFindQueryTagGroup": "def GetFindQueryTagGroup(self, index: int) -> int: ...",
+    "FindQuery.GetFindQueryTagElement": "def GetFindQueryTagElement(self, index: int) -> int: ...",
+    "RestOutput.SendHttpStatus": "def SendHttpStatus(self, status: int, body: _Buffer = ..., "
+                                 "bodySize: Optional[int] = ...) -> None: ...",
+    "RestOutput.SendMultipartItem2": "def SendMultipartItem2(self, answer: _Buffer, headers: Dict[str, str]) -> None: ...",
+    "Peers.CallPeerApi": "def CallPeerApi(self, peerIndex: int, method: int, uri: str, "
+                         "headers: Optional[Dict[str, str]] = ..., body: _Buffer = ..., timeout: int = ...) "
+                         "-> Tuple[int, Dict[str, str], bytes]: ...",
+}
+
+
+def _stub_params(m, plan, f):
+    types = []
+    args = [a for a in f["args"] if a["type"] != "OrthancPluginContext *"]
+    if plan["target"]:
+        args = args[1:]
+    for call, name in zip([c for c in plan["call"] if c not in ("_ctx()", "_t", "self._p()")], plan["params"]):
+        if call.startswith("*_buf") or call.startswith("_rawbuf"):
+            types.append("_Buffer")
+        elif call.startswith("_str"):
+            types.append("str")
+        elif call.startswith("_int"):
+            types.append("int")
+        elif call.startswith("_float"):
+            types.append("float")
+        elif call.startswith("_obj"):
+            types.append("Optional[%s]" % call.split(", ")[1])
+        else:
+            types.append("Any")
+    return ["%s: %s" % (n, t) for n, t in zip(plan["params"], types)]
+
+
+def _stub_result(plan):
+    r = plan["result"]
+    return {"buffer": "bytes", "void": "None", "check": "None", "string": "str", "static_string": "Optional[str]",
+            "int": "int", "float": "float"}.get(r) or short(r.split(":", 1)[1])
+
+
+def stubs(model, handwritten_stub_text):
+    """The text of ``orthanc.pyi``: enums as integer attributes, classes, functions, callbacks."""
+    m, plans, table = classify(model)
+    out = ['"""Type stubs of the ``orthanc`` module of pythanc (Orthanc SDK %s). Generated; do not edit."""'
+           % ".".join(map(str, model["sdk_version"])),
+           "from typing import Any, Callable, Dict, List, Optional, Tuple, Union", "",
+           "_Buffer = Union[bytes, bytearray, memoryview, str]", "",
+           "SDK_VERSION: str", "",
+           "class OrthancException(Exception):",
+           "    @property", "    def code(self) -> int: ...",
+           "    @property", "    def description(self) -> str: ...", ""]
+    for e in model["enums"]:
+        out.append("class %s:" % short(e["name"]))
+        for v in e["values"]:
+            if not v["name"].endswith("_INTERNAL"):
+                out.append("    %s: int" % enum_member_name(e["name"], v["name"]))
+        out.append("")
+    hw_methods = {}
+    for key, text in _STUB_HANDWRITTEN_METHODS.items():
+        hw_methods.setdefault(key.split(".")[0], []).append(text)
+    for c in model["classes"]:
+        cls = short(c["name"])
+        out.append("class %s:" % cls)
+        body = []
+        for cname, p in plans.items():
+            if p["receiver"] == c["name"]:
+                params = ["self"] + _stub_params(m, p, m.functions[cname])
+                body.append("    def %s(%s) -> %s: ..." % (short(cname), ", ".join(params), _stub_result(p)))
+        for text in hw_methods.get(cls, []):
+            body.append("    " + text)
+        for alias, target in hw.ALIASES.items():
+            if alias.split(".")[0] == cls:
+                body.append("    %s = %s" % (alias.split(".")[1], target.split(".")[1]))
+        out.extend(body or ["    ..."])
+        out.append("")
+    for cname, p in plans.items():
+        if not p["receiver"]:
+            out.append("def %s(%s) -> %s: ..." % (short(cname), ", ".join(_stub_params(m, p, m.functions[cname])),
+                                                  _stub_result(p)))
+    out.append("")
+    out.append(handwritten_stub_text)
+    return "\n".join(out) + "\n"
