@@ -301,6 +301,39 @@ def _own(cls, ptr, free):
     return o
 
 
+def release_ownership(obj, cls, name):
+    """Hand an owned object over to Orthanc (a job to submit, an image a decoder returns...).
+
+    ``obj`` must be an owned, still valid ``cls`` (not one borrowed from a callback).  Its destructor
+    is detached, so Python never frees it, and ``obj`` is invalidated (using it afterwards raises
+    ``OrthancException``).  Returns the raw C pointer, now Orthanc's to free."""
+    if not isinstance(obj, cls):
+        raise TypeError("%s must be orthanc.%s, not %s" % (name, cls.__name__, _type_name(obj)))
+    p = obj._p()
+    if not obj._owned:
+        raise ValueError("%s must be an orthanc.%s owned by Python (created by an SDK function), "
+                         "not one borrowed from a callback" % (name, cls.__name__))
+    ffi.gc(p, None)  # detach the destructor that _own attached
+    obj._ptr = None
+    obj._owned = False
+    return p
+
+
+def handle_pointer(handle, c_type="void *"):
+    """An integer handle as an opaque pointer for Orthanc (never a Python object address)."""
+    return ffi.cast(c_type, handle)
+
+
+def pointer_handle(p):
+    """The integer handle back from an opaque pointer that :func:`handle_pointer` made."""
+    return int(ffi.cast("uintptr_t", p))
+
+
+def out_bool(target, value):
+    """Write a Boolean into a ``uint8_t*`` out-argument."""
+    target[0] = 1 if value else 0
+
+
 class Borrowed:
     """``with Borrowed(cls, ptr) as obj:`` gives a borrowed object, invalidated at the end."""
     __slots__ = ("obj",)

@@ -73,6 +73,15 @@ def EncodeDicomWebXml2(dicom):
     return _take_string(_lib.OrthancPluginEncodeDicomWebXml2(_ctx(), p, n, ffi.NULL, ffi.NULL))
 
 
+# ---- Job ------------------------------------------------------------------------------------------
+
+def Job_SubmitJob(self, priority):
+    """Submit the job to Orthanc's jobs engine; returns its ID.  Orthanc takes the job over (it
+    calls the job's finalize callback when done): this ``orthanc.Job`` becomes invalid."""
+    from ._callbacks_more import submit_job
+    return submit_job(self, priority)
+
+
 # ---- Image ----------------------------------------------------------------------------------------
 
 def Image_GetImageBuffer(self):

@@ -35,6 +35,7 @@ HANDWRITTEN = {
     "OrthancPluginRegisterWebDavCollection": ["RegisterWebDavCollection"],
     "OrthancPluginCreateJob": ["CreateJob"],
     "OrthancPluginRegisterJobsUnserializer": ["RegisterJobsUnserializer"],
+    "OrthancPluginSubmitJob": ["Job.SubmitJob"],  # Orthanc takes the job over: detach Python's destructor
     # functions with out-parameters, arrays or raw pointers (pythanc/_handwritten.py)
     "OrthancPluginGetInstanceData": ["DicomInstance.GetInstanceData"],
     "OrthancPluginGetImageBuffer": ["Image.GetImageBuffer", "CreateImageFromBuffer"],
