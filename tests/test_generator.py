@@ -122,15 +122,27 @@ def test_generated_wrapper_shapes(model):
     text = generate.python_module(model)
     # memory buffer -> bytes, freed; error code checked
     assert "def RestApiGet(uri):" in text
-    assert "_check(_lib.OrthancPluginRestApiGet(_ctx(), _t, _str(uri, 'uri')), _t)" in text
+    assert ("_check(_lib.OrthancPluginRestApiGet((_S.ctx or _ctx()), _t, (uri.encode('utf-8', 'surrogateescape') "
+            "if _type(uri) is str and '\\0' not in uri else _str(uri, 'uri'))), _t)") in text
     # buffer + size pair -> one argument; method of the receiver's class
-    assert "_lib.OrthancPluginAnswerBuffer(_ctx(), self._p(), *_buf(answer, 'answer'), _str(mimeType, 'mimeType'))" in text
+    assert ("_lib.OrthancPluginSendMultipartItem((_S.ctx or _ctx()), (self._ptr or self._p()), _answer_p, _answer_n)"
+            in text)
+    assert "_answer_p, _answer_n = _buf(answer, 'answer')" in text
     # char* result -> str, freed
     assert "return _take_string(_lib.OrthancPluginLookupPatient(" in text
     # object result -> owned, with its destructor
     assert "return _own(Image, _lib.OrthancPluginCreateImage(" in text and "_lib.OrthancPluginFreeImage)" in text
     # raw image buffer checked against its implicit size
     assert "_rawbuf(buffer, 'buffer', pitch * height)" in text
+
+
+def test_generated_module_compiles_and_never_calls_shadowed_builtins(model):
+    text = generate.python_module(model)
+    tree = ast.parse(text)
+    params = {a.arg for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) for a in node.args.args}
+    assert "type" in params  # e.g. SetMetricsValue(name, value, type)
+    calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert not (calls & params), calls & params
 
 
 def test_cdef_is_accepted_by_cffi(model):

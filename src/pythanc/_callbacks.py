@@ -83,7 +83,7 @@ def RegisterRestCallback(pathRegularExpression, callback):
         R.rest.append((compiled, callback))
         if pathRegularExpression not in R.rest_registered:
             R.rest_registered.add(pathRegularExpression)
-            lib.OrthancPluginRegisterRestCallbackNoLock(_ctx(), c_regex, lib.pythanc_OrthancPluginRestCallback)
+            lib.OrthancPluginRegisterRestCallbackNoLock(_ctx(), c_regex, lib.pythanc_rest_entry)
 
 
 def _string_dict(count, keys, values):
@@ -94,32 +94,45 @@ def _string_dict(count, keys, values):
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
-def pythanc_OrthancPluginRestCallback(output, url, request):
+def pythanc_rest_packed(output, method, n_groups, n_get, n_headers, strings, size, body, body_size,
+                        answer, answer_capacity, answer_size, answer_mime):
+    """A REST request.  ``strings`` holds, NUL-separated: the URI, the groups, the GET arguments
+    (key, value) and the headers (key, value), as packed by ``pythanc_rest_entry`` (prelude.c).
+    ``answer*``: where a first ``AnswerBuffer`` may leave its answer for C to send (see
+    ``_handwritten.RestOutput_AnswerBuffer``)."""
     try:
-        uri = ffi.string(url).decode("utf-8", "replace")
+        parts = ffi.unpack(strings, size).decode("utf-8", "replace").split("\0")
+        uri = parts[0]
         for regex, callback in R.rest:
             if regex.fullmatch(uri) is not None:
                 break
         else:
             return ERR_UNKNOWN_RESOURCE
-        method = request.method
-        kw = {"method": METHODS.get(method, str(method)),
-              "groups": tuple(ffi.string(request.groups[i]).decode("utf-8", "replace")
-                              for i in range(request.groupsCount)),
-              "headers": _string_dict(request.headersCount, request.headersKeys, request.headersValues)}
+        i = 1 + n_groups
+        j = i + 2 * n_get
+        h = iter(parts[j:j + 2 * n_headers])
+        kw = {"method": METHODS.get(method) or str(method), "groups": tuple(parts[1:i]), "headers": dict(zip(h, h))}
         if method == 1:
-            kw["get"] = _string_dict(request.getCount, request.getKeys, request.getValues)
+            g = iter(parts[i:j])
+            kw["get"] = dict(zip(g, g))
         elif method == 2 or method == 3:
-            kw["body"] = ffi.unpack(ffi.cast("char *", request.body), request.bodySize) if request.bodySize else b""
-        out = RestOutput._borrow(output)
+            kw["body"] = ffi.unpack(body, body_size) if body_size else b""
+        out = _new_object(RestOutput)
+        out._ptr = output
+        out._owned = None
+        out._extra = (answer, answer_capacity, answer_size, answer_mime) if answer_capacity else None
         try:
             callback(out, uri, **kw)
         finally:
             out._ptr = None
+            out._extra = None
         return ERR_SUCCESS
     except BaseException:
         _log_exception("Python REST callback")
         return ERR_PLUGIN
+
+
+_new_object = object.__new__
 
 
 # ---------------------------------------------------------------------------------------------

@@ -123,9 +123,7 @@ def _buf(value, name, limit=2**32 - 1):
     n = len(b)
     if n > limit:
         raise ValueError("argument '%s' is too large (%d bytes, at most %d)" % (name, n, limit))
-    if type(b) is bytes:
-        return ffi.from_buffer(b), n
-    return b, n
+    return b, n  # bytes go to C as they are; other buffers as cffi buffers
 
 
 def _buf64(value, name):
@@ -244,14 +242,27 @@ def buffer_into(target, value, name, is64=False):
 
 # ---- objects -----------------------------------------------------------------------------------
 
-class OrthancObject:
+class _SdkType(type):
+    """Metaclass of the SDK's object types.  Methods are plain functions (the fastest call path for
+    ``obj.Method()``); read from the *class* (as ``inspect.getmembers`` does), a public method is
+    wrapped in a ``_method`` descriptor, so that ``inspect.ismethoddescriptor`` is true, as for the
+    official plugin's C methods."""
+
+    def __getattribute__(cls, name):
+        v = type.__getattribute__(cls, name)
+        if type(v) is _FunctionType and name[:1] != "_":
+            return _method(v)
+        return v
+
+
+class OrthancObject(metaclass=_SdkType):
     """Base of the SDK's object types (``orthanc.RestOutput``, ``orthanc.Image``, ...).
 
     Objects are never created by calling the class: Orthanc hands them to callbacks (borrowed,
     valid during the callback only), or SDK functions return them (owned by Python, freed when
     garbage-collected).
     """
-    __slots__ = ("_ptr", "_owned", "__weakref__")
+    __slots__ = ("_ptr", "_owned", "_extra", "__weakref__")
     _c_type = "void *"
 
     def __init__(self, *args, **kwargs):
@@ -263,11 +274,16 @@ class OrthancObject:
         o = object.__new__(cls)
         o._ptr = ptr
         o._owned = None
+        o._extra = None
         return o
 
     def _p(self):
+        """The C pointer; raises once the object is no longer valid."""
         p = self._ptr
         if p is None:
+            extra = self._extra
+            if extra is not None and type(extra) is not tuple:
+                return extra.resume(self)  # e.g. a REST answer left for C to send: send it now
             raise OrthancException(
                 ERROR_BAD_SEQUENCE_OF_CALLS,
                 "This orthanc.%s is no longer valid: it was handed to a callback that has returned, "
@@ -298,6 +314,7 @@ def _own(cls, ptr, free):
     o = object.__new__(cls)
     o._ptr = ptr
     o._owned = True
+    o._extra = None
     return o
 
 
@@ -346,6 +363,7 @@ class Borrowed:
 
     def __exit__(self, *exc):
         self.obj._ptr = None
+        self.obj._extra = None
         return False
 
 
@@ -383,3 +401,4 @@ class _method:
 
 import types as _types  # noqa: E402
 _MethodType = _types.MethodType
+_FunctionType = _types.FunctionType

@@ -157,6 +157,59 @@ def LookupDictionary(name):
 
 # ---- RestOutput -----------------------------------------------------------------------------------
 
+class _PendingAnswer:
+    """A REST answer left in the C entry point's buffer, sent by C after the callback returns.
+    Any other use of the ``RestOutput`` first sends it from Python (so the order of the calls is the
+    order the script made them)."""
+    __slots__ = ("ptr", "size", "answer")
+
+    def __init__(self, ptr, size, answer):
+        self.ptr = ptr
+        self.size = size
+        self.answer = answer
+
+    def resume(self, output):
+        ptr, size = self.ptr, self.size
+        output._extra = None
+        output._ptr = ptr
+        n = size[0]
+        size[0] = 0xFFFFFFFF
+        buf, mime = self.answer
+        _lib.OrthancPluginAnswerBuffer(_ctx(), ptr, buf, n, mime)
+        return ptr
+
+
+def RestOutput_AnswerBuffer(self, answer, mimeType):
+    """Answer to a REST request with the content of a memory buffer.
+
+    answer: the body (``bytes``, ``bytearray``, ``memoryview``, or ``str`` sent as UTF-8).
+    mimeType: the MIME type of the answer (``str``).
+    """
+    if type(answer) is bytes:
+        b = answer
+    elif type(answer) is str:
+        b = answer.encode("utf-8", "surrogateescape")
+    else:
+        b = _buf(answer, "answer")[0]
+    m = _str(mimeType, "mimeType")
+    extra = self._extra
+    p = self._ptr
+    if type(extra) is tuple and p is not None:
+        buf, capacity, size, mime = extra
+        n = len(b)
+        if n <= capacity and len(m) < 255:
+            ffi.memmove(buf, b, n)
+            ffi.memmove(mime, m + b"\0", len(m) + 1)
+            size[0] = n
+            self._extra = _PendingAnswer(p, size, (buf, mime))
+            self._ptr = None
+            return
+        self._extra = None
+    if len(b) > 0xFFFFFFFF:
+        raise ValueError("argument 'answer' is too large (%d bytes, at most %d)" % (len(b), 0xFFFFFFFF))
+    _lib.OrthancPluginAnswerBuffer(_ctx(), self._ptr or self._p(), b, len(b), m)
+
+
 def RestOutput_SendHttpStatus(self, status, body=b"", bodySize=None):
     """Send an HTTP status with a body.  ``bodySize`` (the third argument of the official plugin
     4.0) is accepted and truncates the body; it can never read past it."""
@@ -165,7 +218,7 @@ def RestOutput_SendHttpStatus(self, status, body=b"", bodySize=None):
     if bodySize is not None:
         bodySize = _int(bodySize, "bodySize", 0, 2**32 - 1)
         n = min(n, bodySize)
-    _lib.OrthancPluginSendHttpStatus(_ctx(), self._p(), status, ffi.cast("const char *", p), n)
+    _lib.OrthancPluginSendHttpStatus(_ctx(), self._p(), status, p, n)
 
 
 def _headers(headers, name):

@@ -42,6 +42,8 @@ HANDWRITTEN = {
     "OrthancPluginGetFindQueryTag": ["FindQuery.GetFindQueryTagGroup", "FindQuery.GetFindQueryTagElement"],
     "OrthancPluginLookupDictionary": ["LookupDictionary"],
     "OrthancPluginSendHttpStatus": ["RestOutput.SendHttpStatus"],
+    # the first answer of a REST callback is sent by the C entry point after Python returns
+    "OrthancPluginAnswerBuffer": ["RestOutput.AnswerBuffer"],
     "OrthancPluginRestApiGet2": ["RestApiGet2"],
     "OrthancPluginSendMultipartItem2": ["RestOutput.SendMultipartItem2"],
     "OrthancPluginHttpClient": ["HttpClient"],

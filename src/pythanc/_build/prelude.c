@@ -78,6 +78,104 @@ static int pythanc_start_python(void)
   return 0;
 }
 
+/*
+ * REST requests: Orthanc calls pythanc_rest_entry() (registered by pythanc/_callbacks.py), which
+ * copies the request's strings (URI, groups, GET arguments, headers) into one NUL-separated block
+ * of a per-thread buffer and calls the Python entry point pythanc_rest_packed() once.  Python then
+ * decodes the whole block at once instead of fetching each string through cffi: this is the
+ * plugin's hottest path, and the time Python spends there is time every other callback waits for
+ * the GIL.  A first RestOutput.AnswerBuffer() of up to 64 KiB is copied into a per-thread buffer
+ * and sent from here after Python has returned, so that sending it does not cost the callback a
+ * second wait for the GIL.  No Python API is used here.
+ */
+static __thread char* pythanc_scratch = NULL;
+/* Answers up to this size are handed back by Python and sent by C once Python has returned (and
+   released the GIL); larger ones are sent from Python directly. */
+#define PYTHANC_ANSWER_CAPACITY (64 * 1024)
+#define PYTHANC_NO_ANSWER 0xffffffffu
+static __thread char* pythanc_answer = NULL;
+static __thread char pythanc_answer_mime[256];
+static __thread size_t pythanc_scratch_size = 0;
+#define PYTHANC_SCRATCH_KEEP (256 * 1024)  /* larger buffers are freed after the request */
+
+static size_t pythanc_strings_size(uint32_t n, const char* const* a, const char* const* b)
+{
+  size_t total = 0;
+  uint32_t i;
+  for (i = 0; i < n; i++)
+  {
+    total += strlen(a[i]) + 1;
+    if (b != NULL)
+      total += strlen(b[i]) + 1;
+  }
+  return total;
+}
+
+static char* pythanc_strings_copy(char* out, uint32_t n, const char* const* a, const char* const* b)
+{
+  uint32_t i;
+  for (i = 0; i < n; i++)
+  {
+    size_t k = strlen(a[i]) + 1;
+    memcpy(out, a[i], k);
+    out += k;
+    if (b != NULL)
+    {
+      k = strlen(b[i]) + 1;
+      memcpy(out, b[i], k);
+      out += k;
+    }
+  }
+  return out;
+}
+
+static OrthancPluginErrorCode pythanc_rest_entry(OrthancPluginRestOutput* output, const char* url,
+                                                 const OrthancPluginHttpRequest* request)
+{
+  uint32_t answer_size;
+  uint32_t nget = (request->method == OrthancPluginHttpMethod_Get) ? request->getCount : 0;
+  size_t size = strlen(url) + 1
+    + pythanc_strings_size(request->groupsCount, request->groups, NULL)
+    + pythanc_strings_size(nget, request->getKeys, request->getValues)
+    + pythanc_strings_size(request->headersCount, request->headersKeys, request->headersValues);
+  char* p;
+  OrthancPluginErrorCode code;
+  if (size > pythanc_scratch_size)
+  {
+    char* bigger = (char*) realloc(pythanc_scratch, size);
+    if (bigger == NULL)
+      return OrthancPluginErrorCode_NotEnoughMemory;
+    pythanc_scratch = bigger;
+    pythanc_scratch_size = size;
+  }
+  p = pythanc_scratch;
+  memcpy(p, url, strlen(url) + 1);
+  p += strlen(url) + 1;
+  p = pythanc_strings_copy(p, request->groupsCount, request->groups, NULL);
+  p = pythanc_strings_copy(p, nget, request->getKeys, request->getValues);
+  p = pythanc_strings_copy(p, request->headersCount, request->headersKeys, request->headersValues);
+  answer_size = PYTHANC_NO_ANSWER;
+  if (pythanc_answer == NULL)
+    pythanc_answer = (char*) malloc(PYTHANC_ANSWER_CAPACITY);  /* NULL: no deferred answers */
+  code = pythanc_rest_packed(output, (int32_t) request->method, request->groupsCount, nget,
+                             request->headersCount, pythanc_scratch, size - 1,
+                             (const char*) request->body, request->bodySize,
+                             pythanc_answer, pythanc_answer == NULL ? 0 : PYTHANC_ANSWER_CAPACITY,
+                             &answer_size, pythanc_answer_mime);
+  if (answer_size != PYTHANC_NO_ANSWER && answer_size <= PYTHANC_ANSWER_CAPACITY && pythanc_context != NULL)
+  {
+    pythanc_answer_mime[sizeof(pythanc_answer_mime) - 1] = '\0';
+    OrthancPluginAnswerBuffer(pythanc_context, output, pythanc_answer, answer_size, pythanc_answer_mime);
+  }
+  if (pythanc_scratch_size > PYTHANC_SCRATCH_KEEP)
+  {
+    free(pythanc_scratch);
+    pythanc_scratch = NULL;
+    pythanc_scratch_size = 0;
+  }
+  return code;
+}
+
 __attribute__((visibility("default")))
 int32_t OrthancPluginInitialize(OrthancPluginContext* context)
 {
