@@ -13,7 +13,7 @@ import threading
 
 from _pythanc_cffi import ffi, lib
 
-from . import _convert
+from . import _convert, _workers
 from ._convert import STATE, Borrowed, text, data, _ctx, _str, OrthancException
 
 VERBOSE = False
@@ -64,13 +64,18 @@ class _Registry:
 R = _Registry()
 
 
-def RegisterRestCallback(pathRegularExpression, callback):
+def RegisterRestCallback(pathRegularExpression, callback, *, worker=False):
     """Register ``callback(output, uri, **request)`` for the URIs that fully match the regular
     expression.  ``request`` has ``method`` (str), ``groups`` (tuple of str), ``headers`` (dict with
     lower-case keys), ``get`` (dict, GET only) and ``body`` (bytes, POST and PUT only).
 
     Several routes may be registered; for a request, the first one (in registration order) whose
     expression matches is called.  An exception answers HTTP 500 and is logged with its traceback.
+
+    pythanc: ``worker=True`` runs the callback in a worker process (``"Python": {"Workers": N}``;
+    if that option is not set, one worker per core is started), where ``output`` forwards its
+    methods to this request's ``RestOutput``.  A worker that dies or exceeds
+    ``"Python": {"WorkerTimeout": seconds}`` (default 120) is replaced and the request answers 500.
     """
     if type(pathRegularExpression) is not str or not callable(callback):
         raise TypeError("Expected a string (URI) and a callback function")
@@ -79,6 +84,8 @@ def RegisterRestCallback(pathRegularExpression, callback):
     except re.error as e:
         raise ValueError("Invalid regular expression %r: %s" % (pathRegularExpression, e)) from None
     c_regex = _str(pathRegularExpression, "pathRegularExpression")
+    if worker:
+        callback = _workers.offload("rest", callback, pathRegularExpression)
     with R.lock:
         R.rest.append((compiled, callback))
         if pathRegularExpression not in R.rest_registered:
@@ -191,14 +198,19 @@ class _ChangeWorker:
         return ok
 
 
-def RegisterOnChangeCallback(callback):
+def RegisterOnChangeCallback(callback, *, worker=False):
     """Register ``callback(changeType: int, level: int, resourceId: str)`` for Orthanc's changes.
 
     Changes are queued and delivered in order on one thread (``PY-CHANGES``), so the callback may
     call the REST API.  ``ORTHANC_STOPPED`` is delivered after every pending change, before Orthanc
     stops.  Several callbacks may be registered; each change goes to each, in registration order.
+
+    pythanc: ``worker=True`` runs the callback in a worker process (see ``RegisterRestCallback``);
+    changes are still delivered one at a time, in order.
     """
     _check_callable(callback, "Python on-change callback")
+    if worker:
+        callback = _workers.offload("change", callback)
     with R.lock:
         first = R.changes is None
         if first:
@@ -229,11 +241,17 @@ def pythanc_OrthancPluginOnChangeCallback(change_type, resource_type, resource_i
 # Stored instances
 
 
-def RegisterOnStoredInstanceCallback(callback):
+def RegisterOnStoredInstanceCallback(callback, *, worker=False):
     """Register ``callback(instance: orthanc.DicomInstance, instanceId: str)``, called after an
     instance is stored, on the thread that received it.  ``instance`` is valid during the call only.
-    An exception is logged; the instance stays stored."""
+    An exception is logged; the instance stays stored.
+
+    pythanc: ``worker=True`` runs the callback in a worker process (see ``RegisterRestCallback``),
+    where ``instance`` forwards its methods to this ``DicomInstance``.
+    """
     _check_callable(callback, "Python on-stored-instance callback")
+    if worker:
+        callback = _workers.offload("stored", callback)
     with R.lock:
         first = not R.on_stored
         R.on_stored.append(callback)

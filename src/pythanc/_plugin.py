@@ -16,7 +16,7 @@ import types
 
 from _pythanc_cffi import ffi, lib
 
-from . import _convert, _callbacks
+from . import _convert, _callbacks, _workers
 from ._convert import STATE
 
 _orthanc_module = None
@@ -81,8 +81,15 @@ def read_configuration():
             scripts.append(x)
     venv = option(section.get("VirtualEnv"), str, "Python.VirtualEnv")
     reload_ = bool(option(section.get("Reload"), bool, "Python.Reload"))
+    workers = section.get("Workers", 0)
+    if type(workers) is not int or workers < 0:
+        raise ConfigError('The configuration option "Python.Workers" is not a non-negative integer as expected')
+    timeout = section.get("WorkerTimeout", _workers.DEFAULT_TIMEOUT)
+    if type(timeout) not in (int, float) or timeout <= 0:
+        raise ConfigError('The configuration option "Python.WorkerTimeout" is not a positive number of '
+                          'seconds as expected')
     return {"script": script, "scripts": scripts, "verbose": verbose, "section": section,
-            "venv": venv, "reload": reload_}
+            "venv": venv, "reload": reload_, "workers": workers, "worker_timeout": timeout}
 
 
 def use_virtualenv(path):
@@ -139,6 +146,7 @@ def orthanc_module():
                 value.__module__ = "orthanc"
             mod.__dict__[name] = value
         _convert.set_error_codes(api.ErrorCode)
+        _workers.extend_module(mod)
         _orthanc_module = mod
     return _orthanc_module
 
@@ -200,12 +208,17 @@ def pythanc_initialize(context):
         if options["venv"]:
             use_virtualenv(options["venv"])
         sys.modules["orthanc"] = orthanc_module()
+        child = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child")
+        if child not in sys.path:  # "import orthanc" in the script's multiprocessing children
+            sys.path.append(child)
         install_logging()
         _callbacks.reset()
+        _workers.configure(options["workers"], options["worker_timeout"], options["scripts"])
         for path in options["scripts"]:
             module = load_script(path)
             _loaded["modules"].append(module.__name__)
             _loaded["paths"][module.__name__] = os.path.abspath(path)
+        _workers.start()
         if options["reload"]:
             from . import _reload
             _reload.start(dict(_loaded["paths"]))
@@ -225,6 +238,7 @@ def pythanc_finalize():
         from . import _reload
         _reload.stop()
         _callbacks.shutdown()
+        _workers.stop()
         for name in _loaded["modules"]:
             sys.modules.pop(name, None)
         _loaded["modules"] = []

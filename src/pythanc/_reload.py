@@ -44,6 +44,8 @@ def reload_script(name, path):
                           % (path, traceback.format_exc().rstrip()))
         return False
     _plugin.log_warning("pythanc: reloaded %s" % path)
+    from . import _workers
+    _workers.recycle()  # worker processes start again with the new version
     return True
 
 
