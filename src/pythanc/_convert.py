@@ -113,8 +113,9 @@ def _as_buffer(value, name):
         raise TypeError("argument '%s' must be bytes-like or str, not None" % name)
     try:
         return ffi.from_buffer(value)
-    except TypeError:
-        raise TypeError("argument '%s' must be bytes-like or str, not %s" % (name, _type_name(value))) from None
+    except (TypeError, BufferError):
+        raise TypeError("argument '%s' must be a contiguous bytes-like object or str, not %s"
+                        % (name, _type_name(value))) from None
 
 
 def _buf(value, name, limit=2**32 - 1):
@@ -251,7 +252,7 @@ class _SdkType(type):
     def __getattribute__(cls, name):
         v = type.__getattribute__(cls, name)
         if type(v) is _FunctionType and name[:1] != "_":
-            return _method(v)
+            return _method(v, cls)
         return v
 
 
@@ -379,7 +380,8 @@ class _method:
     """A method of an SDK class.  A descriptor of its own (not a plain function), so that
     ``inspect.ismethoddescriptor`` is true for it, as for the official plugin's C methods, and
     ``inspect.getdoc``/``inspect.signature`` give the SDK's documentation and the parameters."""
-    def __init__(self, fn):
+    def __init__(self, fn, owner=None):
+        self.__owner__ = owner
         self.__func__ = fn
         self.__wrapped__ = fn
         self.__doc__ = fn.__doc__
@@ -396,6 +398,11 @@ class _method:
         return _MethodType(self.__func__, obj)
 
     def __call__(self, *args, **kwargs):
+        # called on the class (``orthanc.Image.GetImageWidth(x)``): check ``x`` is one
+        owner = self.__owner__
+        if owner is not None and (not args or not isinstance(args[0], owner)):
+            raise TypeError("%s() needs an orthanc.%s as its first argument, not %s"
+                            % (self.__qualname__, owner.__name__, _type_name(args[0]) if args else "nothing"))
         return self.__func__(*args, **kwargs)
 
 

@@ -293,3 +293,18 @@ def Peers_CallPeerApi(self, peerIndex, method, uri, headers=None, body=b"", time
     return _http_answer(_lib.OrthancPluginCallPeerApi, self._p(), _int(peerIndex, "peerIndex", 0, 2**32 - 1),
                         _int(method, "method", 1, 4), _str(uri, "uri"), count, keys, values, p, n,
                         _int(timeout, "timeout", 0, 2**32 - 1))
+
+
+# ---- command line ---------------------------------------------------------------------------------
+
+def GetCommandLineArgument(argument):
+    """Get the value of one of the command-line arguments of Orthanc (``str``).
+
+    argument: its index, from 0 to ``GetCommandLineArgumentsCount() - 1``; any other index raises
+    ``ValueError`` (the SDK itself does not check it, and Orthanc would read past its arguments).
+    """
+    argument = _int(argument, "argument", 0, 2**32 - 1)
+    count = _lib.OrthancPluginGetCommandLineArgumentsCount(_ctx())
+    if argument >= count:
+        raise ValueError("argument 'argument' is out of range: %d not in [0, %d]" % (argument, count - 1))
+    return _take_string(_lib.OrthancPluginGetCommandLineArgument(_ctx(), argument))

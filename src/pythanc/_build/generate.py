@@ -129,8 +129,12 @@ def plan_function(m, f):
             plan["call"].append("(%s.encode('utf-8', 'surrogateescape') if _type(%s) is str and '\\0' not in %s "
                                 "else _str(%s, %r))" % (pyname, pyname, pyname, pyname, name))
         elif a["kind"] == "enum":
+            # cffi gives an enum with no negative value an unsigned type: check the range it accepts
+            e = m.enums.get(_base(a["type"]))
+            signed = e is None or any(v["value"] < 0 for v in e["values"])
+            lo, hi = INT_RANGES["int32_t"] if signed else INT_RANGES["uint32_t"]
             plan["params"].append(pyname)
-            plan["call"].append("_int(%s, %r, %d, %d)" % ((pyname, name) + INT_RANGES["int32_t"]))
+            plan["call"].append("_int(%s, %r, %d, %d)" % (pyname, name, lo, hi))
         elif a["kind"] == "int":
             lo, hi = INT_RANGES.get(a["type"].replace("const ", "").strip(), INT_RANGES["int64_t"])
             plan["params"].append(pyname)

@@ -41,6 +41,8 @@ HANDWRITTEN = {
     "OrthancPluginGetImageBuffer": ["Image.GetImageBuffer", "CreateImageFromBuffer"],
     "OrthancPluginGetFindQueryTag": ["FindQuery.GetFindQueryTagGroup", "FindQuery.GetFindQueryTagElement"],
     "OrthancPluginLookupDictionary": ["LookupDictionary"],
+    # the SDK does not check the index (Orthanc reads past argv): checked against the count first
+    "OrthancPluginGetCommandLineArgument": ["GetCommandLineArgument"],
     "OrthancPluginSendHttpStatus": ["RestOutput.SendHttpStatus"],
     # the first answer of a REST callback is sent by the C entry point after Python returns
     "OrthancPluginAnswerBuffer": ["RestOutput.AnswerBuffer"],
