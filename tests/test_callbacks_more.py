@@ -13,8 +13,9 @@ import pytest
 
 from pythanc.testing import free_port
 
-with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "testdata",
-                       "manifest.json")) as _f:
+from conftest import TESTDATA
+
+with open(os.path.join(TESTDATA, "manifest.json")) as _f:
     MANIFEST = json.load(_f)
 
 

@@ -46,7 +46,7 @@ from pythanc.testing import OrthancServer, free_port
 
 LONG = os.environ.get("PYTHANC_LONG", "") not in ("", "0")
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.environ.get("PYTHANC_SHARED") or os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared")
+from conftest import SHARED  # noqa: E402
 TESTDATA = os.path.join(SHARED, "testdata")
 
 
