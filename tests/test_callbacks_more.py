@@ -7,11 +7,10 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
-from pythanc.testing import free_port
+from pythanc.testing import free_port, wait_until
 
 from conftest import TESTDATA
 
@@ -34,15 +33,6 @@ def run(args, timeout=60):
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
 
 
-def wait_until(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("%s not reached within %s s" % (what, timeout))
-        time.sleep(0.05)
 
 
 def assert_serving(server):

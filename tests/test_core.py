@@ -2,7 +2,6 @@
 stored instances, errors, object lifetimes, GIL release and /tools/reset."""
 
 import http.server
-import json
 import os
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import threading
 
 import pytest
 
-from pythanc.testing import OrthancServer, free_port
+from pythanc.testing import free_port
 
 PYTHANC = os.path.join(os.path.dirname(sys.executable), "pythanc")
 

@@ -42,7 +42,7 @@ import pytest
 import requests
 
 from pythanc import plugin_path
-from pythanc.testing import OrthancServer, free_port
+from pythanc.testing import OrthancServer, free_port, wait_until
 
 LONG = os.environ.get("PYTHANC_LONG", "") not in ("", "0")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,16 +64,6 @@ def report(item, **figures):
             f.write(line + "\n")
 
 
-def wait_until(predicate, timeout=60.0, what="condition", interval=0.05):
-    """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("%s not reached within %s s" % (what, timeout))
-        time.sleep(interval)
 
 
 def assert_serving(server, context=""):

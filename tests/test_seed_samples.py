@@ -9,9 +9,10 @@ import re
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
+
+from pythanc.testing import wait_until
 
 CT_A1_1_ID = "135d2c1b-d16dc721-2feced4d-8ac285d2-b96f5731"
 
@@ -27,16 +28,6 @@ def read_text(path):
         return f.read()
 
 
-def wait_until(condition, timeout, what, interval=0.1):
-    """Poll ``condition()`` until it returns a truthy value (returned) or ``timeout`` expires."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %s s waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 # ---- 01 ----------------------------------------------------------------------------------------

@@ -8,19 +8,12 @@ import time
 
 import pytest
 
+from pythanc.testing import wait_until
+
 COMPUTATION = re.compile(r"computation done in \d+\.\d{3} seconds\n")
 CT_A1_1 = "ct-a1-1.dcm"
 
 
-def wait_until(predicate, timeout=60.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within %s s" % timeout)
-        time.sleep(interval)
 
 
 def concurrently(fn, n):

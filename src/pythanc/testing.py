@@ -27,6 +27,19 @@ import time
 ORTHANC = os.environ.get("ORTHANC_BINARY") or shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 
 
+def wait_until(predicate, timeout=60.0, what="condition", interval=0.05):
+    """Poll ``predicate()`` until it returns something true (returned); ``AssertionError`` after
+    ``timeout`` seconds.  For tests: a bounded wait on a condition, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("%s not reached within %s s" % (what, timeout))
+        time.sleep(interval)
+
+
 def free_port():
     """A TCP port of 127.0.0.1 that nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
