@@ -991,15 +991,20 @@ def _dav_bool(r, what):
     return r
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
-def pythanc_OrthancPluginWebDavIsExistingFolderCallback(is_existing, path_size, path_items, payload):
+def _dav_answer_bool(out, path_size, path_items, payload, what):
+    """A WebDAV callback answered by a bool that the Python method ``what`` returns for the path."""
     try:
         c = _dav(payload)
-        out_bool(is_existing, _dav_bool(c.is_existing_folder(text_array(path_items, path_size)), "is_existing_folder"))
+        out_bool(out, _dav_bool(getattr(c, what)(text_array(path_items, path_size)), what))
         return ERR_SUCCESS
     except BaseException:
-        _log_exception("Python WebDAV is_existing_folder callback")
+        _log_exception("Python WebDAV %s callback" % what)
         return ERR_PLUGIN
+
+
+@ffi.def_extern(error=ERR_PLUGIN)
+def pythanc_OrthancPluginWebDavIsExistingFolderCallback(is_existing, path_size, path_items, payload):
+    return _dav_answer_bool(is_existing, path_size, path_items, payload, "is_existing_folder")
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
@@ -1065,24 +1070,12 @@ def pythanc_OrthancPluginWebDavStoreFileCallback(is_read_only, path_size, path_i
 
 @ffi.def_extern(error=ERR_PLUGIN)
 def pythanc_OrthancPluginWebDavCreateFolderCallback(is_read_only, path_size, path_items, payload):
-    try:
-        c = _dav(payload)
-        out_bool(is_read_only, _dav_bool(c.create_folder(text_array(path_items, path_size)), "create_folder"))
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python WebDAV create_folder callback")
-        return ERR_PLUGIN
+    return _dav_answer_bool(is_read_only, path_size, path_items, payload, "create_folder")
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
 def pythanc_OrthancPluginWebDavDeleteItemCallback(is_read_only, path_size, path_items, payload):
-    try:
-        c = _dav(payload)
-        out_bool(is_read_only, _dav_bool(c.delete_item(text_array(path_items, path_size)), "delete_item"))
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python WebDAV delete_item callback")
-        return ERR_PLUGIN
+    return _dav_answer_bool(is_read_only, path_size, path_items, payload, "delete_item")
 
 
 # ---------------------------------------------------------------------------------------------
