@@ -4,8 +4,8 @@ Listed, with the C functions they reach, in ``_build/handwritten.py``; the gener
 (``_generated/api.py``) imports them by name.
 """
 
-from ._convert import (ffi, _lib, _ctx, _check, _str, _buf, _int, _obj, _own, _new_buffer, _take_buffer,
-                       _take_string, str_array, OrthancException, data)
+from ._convert import (_optional_str, ffi, _lib, _ctx, _check, _str, _buf, _int, _new_buffer, _take_buffer,
+                       _take_string, str_array, OrthancException)
 from . import _convert
 
 _api = {}
@@ -33,10 +33,6 @@ def DicomInstance_GetInstanceData(self):
     if ptr == ffi.NULL or size < 0:
         raise OrthancException(_convert.ERROR_INTERNAL, "Internal error")
     return ffi.unpack(ffi.cast("char *", ptr), size)
-
-
-def _dicomweb(fn, self_or_buffer, *pre):
-    return _take_string(fn(*pre, ffi.NULL, ffi.NULL))
 
 
 def DicomInstance_GetInstanceDicomWebJson(self):
@@ -99,7 +95,6 @@ def Image_GetImageBuffer(self):
 def CreateImageFromBuffer(format, width, height, pitch, buffer):
     """Create an image of the given pixel format and size from a copy of ``buffer``
     (``pitch * height`` bytes, ``pitch`` bytes per row)."""
-    Image = _api["Image"]
     image = _api["CreateImage"](format, width, height)
     width = _int(width, "width", 0, 2**32 - 1)
     height = _int(height, "height", 0, 2**32 - 1)
@@ -257,10 +252,6 @@ def _http_answer(call, *args):
     return status[0], json.loads(h) if h else {}, _take_buffer(body)
 
 
-def _optional(value, name):
-    return ffi.NULL if value is None else _str(value, name)
-
-
 def HttpClient(method, url, headers=None, body=b"", username=None, password=None, timeout=0,
                certificateFile=None, certificateKeyFile=None, certificateKeyPassword=None, pkcs11=False):
     """Make an HTTP request with Orthanc's HTTP client.
@@ -269,11 +260,11 @@ def HttpClient(method, url, headers=None, body=b"", username=None, password=None
     count, keys, values, alive = _headers(headers, "headers")
     p, n = _buf(body, "body")
     return _http_answer(_lib.OrthancPluginHttpClient, _int(method, "method", 1, 4), _str(url, "url"),
-                        count, keys, values, p, n, _optional(username, "username"),
-                        _optional(password, "password"), _int(timeout, "timeout", 0, 2**32 - 1),
-                        _optional(certificateFile, "certificateFile"),
-                        _optional(certificateKeyFile, "certificateKeyFile"),
-                        _optional(certificateKeyPassword, "certificateKeyPassword"), 1 if pkcs11 else 0)
+                        count, keys, values, p, n, _optional_str(username, "username"),
+                        _optional_str(password, "password"), _int(timeout, "timeout", 0, 2**32 - 1),
+                        _optional_str(certificateFile, "certificateFile"),
+                        _optional_str(certificateKeyFile, "certificateKeyFile"),
+                        _optional_str(certificateKeyPassword, "certificateKeyPassword"), 1 if pkcs11 else 0)
 
 
 def CallRestApi(method, uri, headers=None, body=b"", afterPlugins=False):

@@ -16,7 +16,6 @@ Every conversion is a call into ``pythanc._convert``; the generated text holds n
 """
 
 import keyword
-import re
 
 from . import handwritten as hw
 

@@ -103,10 +103,10 @@ IMPLICIT_BUFFER_SIZES = {
 # Python-only entry points (no SDK function of their own).
 PYTHON_ONLY = ["CreateImageFromBuffer", "RegisterMoveCallback2"]
 
-# SDK callback types that get a C entry point implemented in Python (pythanc/_plugin.py and
-# pythanc/_callbacks.py define them with @ffi.def_extern(name="pythanc_<type>")).
+# SDK callback types that get a C entry point implemented in Python (pythanc/_callbacks.py and
+# pythanc/_callbacks_more.py define them as pythanc_<type> with @ffi.def_extern).  REST routes are
+# the exception: their C entry point is pythanc_rest_entry in prelude.c (see plugin_build.py).
 EXTERN_PYTHON = [
-    "OrthancPluginRestCallback",
     "OrthancPluginOnChangeCallback",
     "OrthancPluginOnStoredInstanceCallback",
     "OrthancPluginIncomingHttpRequestFilter2",

@@ -83,8 +83,6 @@ def clean_comment(raw):
             if s.startswith(" "):
                 s = s[1:]
         s = s.rstrip()
-        if s.startswith("@ingroup") or s.startswith("@see ") and False:
-            continue
         for tag, repl in (("@brief ", ""), ("@return ", "Returns: "), ("@note ", "Note: "),
                           ("@warning ", "Warning: "), ("@deprecated ", "Deprecated: ")):
             if s.startswith(tag):
@@ -192,7 +190,6 @@ def _typedef(ci, cur, model, seen_enums):
     under = cur.underlying_typedef_type
     canon = under.get_canonical()
     doc = clean_comment(cur.raw_comment)
-    decl = under.get_declaration()
     if canon.kind == ci.TypeKind.ENUM:
         if name in seen_enums:
             return
