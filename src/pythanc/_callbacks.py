@@ -100,45 +100,63 @@ def _string_dict(count, keys, values):
     return d
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
+@ffi.def_extern(error=-ERR_PLUGIN)
 def pythanc_rest_packed(output, method, n_groups, n_get, n_headers, strings, size, body, body_size,
-                        answer, answer_capacity, answer_size, answer_mime):
+                        answer, answer_capacity):
     """A REST request.  ``strings`` holds, NUL-separated: the URI, the groups, the GET arguments
     (key, value) and the headers (key, value), as packed by ``pythanc_rest_entry`` (prelude.c).
-    ``answer*``: where a first ``AnswerBuffer`` may leave its answer for C to send (see
-    ``_handwritten.RestOutput_AnswerBuffer``)."""
+
+    Returns minus an SDK error code, or 0, or 1 + the size of an answer left in ``answer`` for C
+    to send once the GIL is released (see ``_handwritten.RestOutput_AnswerBuffer``).  This is the
+    plugin's hottest path: it is written for speed (every microsecond here is spent holding the
+    GIL, while the other HTTP threads wait for it)."""
     try:
-        parts = ffi.unpack(strings, size).decode("utf-8", "replace").split("\0")
+        parts = _unpack(strings, size).decode("utf-8", "replace").split("\0")
         uri = parts[0]
         for regex, callback in R.rest:
             if regex.fullmatch(uri) is not None:
                 break
         else:
-            return ERR_UNKNOWN_RESOURCE
+            return -ERR_UNKNOWN_RESOURCE
         i = 1 + n_groups
         j = i + 2 * n_get
-        h = iter(parts[j:j + 2 * n_headers])
-        kw = {"method": METHODS.get(method) or str(method), "groups": tuple(parts[1:i]), "headers": dict(zip(h, h))}
-        if method == 1:
-            g = iter(parts[i:j])
-            kw["get"] = dict(zip(g, g))
-        elif method == 2 or method == 3:
-            kw["body"] = ffi.unpack(body, body_size) if body_size else b""
+        k = j + 2 * n_headers
         out = _new_object(RestOutput)
         out._ptr = output
         out._owned = None
-        out._extra = (answer, answer_capacity, answer_size, answer_mime) if answer_capacity else None
+        out._extra = answer_capacity or None
         try:
-            callback(out, uri, **kw)
+            if method == 1:
+                callback(out, uri, method="GET", groups=tuple(parts[1:i]),
+                         headers=dict(zip(parts[j:k:2], parts[j + 1:k:2])),
+                         get=dict(zip(parts[i:j:2], parts[i + 1:j:2])))
+            elif method == 2 or method == 3:
+                callback(out, uri, method=METHODS[method], groups=tuple(parts[1:i]),
+                         headers=dict(zip(parts[j:k:2], parts[j + 1:k:2])),
+                         body=_unpack(body, body_size) if body_size else b"")
+            else:
+                callback(out, uri, method=METHODS.get(method) or str(method), groups=tuple(parts[1:i]),
+                         headers=dict(zip(parts[j:k:2], parts[j + 1:k:2])))
+        except BaseException:
+            if type(out._extra) is tuple:
+                _convert.send_pending_answer(out)  # sent before the error, as the official plugin does
+            raise
         finally:
+            pending = out._extra
             out._ptr = None
             out._extra = None
-        return ERR_SUCCESS
+        if type(pending) is tuple:   # (pointer, mime type, body): see RestOutput_AnswerBuffer
+            blob = pending[1] + b"\0" + pending[2]
+            _memmove(answer, blob, len(blob))
+            return 1 + len(pending[2])
+        return 0
     except BaseException:
         _log_exception("Python REST callback")
-        return ERR_PLUGIN
+        return -ERR_PLUGIN
 
 
+_unpack = ffi.unpack
+_memmove = ffi.memmove
 _new_object = object.__new__
 
 

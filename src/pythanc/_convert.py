@@ -282,9 +282,8 @@ class OrthancObject(metaclass=_SdkType):
         """The C pointer; raises once the object is no longer valid."""
         p = self._ptr
         if p is None:
-            extra = self._extra
-            if extra is not None and type(extra) is not tuple:
-                return extra.resume(self)  # e.g. a REST answer left for C to send: send it now
+            if type(self._extra) is tuple:  # a REST answer left for C to send: send it now
+                return send_pending_answer(self)
             raise OrthancException(
                 ERROR_BAD_SEQUENCE_OF_CALLS,
                 "This orthanc.%s is no longer valid: it was handed to a callback that has returned, "
@@ -300,6 +299,18 @@ class OrthancObject(metaclass=_SdkType):
 
 
 OrthancObject.__module__ = "orthanc"
+
+
+def send_pending_answer(output):
+    """Send the answer that ``RestOutput.AnswerBuffer`` left for C to send after the callback
+    (``output._extra`` is ``(pointer, mime type, body)``), because the script goes on using
+    ``output``: the calls then reach Orthanc in the order the script made them.  Returns the
+    pointer, valid again."""
+    ptr, mime, body = output._extra
+    output._extra = None
+    output._ptr = ptr
+    _lib.OrthancPluginAnswerBuffer(_ctx(), ptr, body, len(body), mime)
+    return ptr
 
 
 def _own(cls, ptr, free):

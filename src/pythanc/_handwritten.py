@@ -152,28 +152,6 @@ def LookupDictionary(name):
 
 # ---- RestOutput -----------------------------------------------------------------------------------
 
-class _PendingAnswer:
-    """A REST answer left in the C entry point's buffer, sent by C after the callback returns.
-    Any other use of the ``RestOutput`` first sends it from Python (so the order of the calls is the
-    order the script made them)."""
-    __slots__ = ("ptr", "size", "answer")
-
-    def __init__(self, ptr, size, answer):
-        self.ptr = ptr
-        self.size = size
-        self.answer = answer
-
-    def resume(self, output):
-        ptr, size = self.ptr, self.size
-        output._extra = None
-        output._ptr = ptr
-        n = size[0]
-        size[0] = 0xFFFFFFFF
-        buf, mime = self.answer
-        _lib.OrthancPluginAnswerBuffer(_ctx(), ptr, buf, n, mime)
-        return ptr
-
-
 def RestOutput_AnswerBuffer(self, answer, mimeType):
     """Answer to a REST request with the content of a memory buffer.
 
@@ -185,21 +163,19 @@ def RestOutput_AnswerBuffer(self, answer, mimeType):
     elif type(answer) is str:
         b = answer.encode("utf-8", "surrogateescape")
     else:
-        b = _buf(answer, "answer")[0]
+        b = _buf(answer, "answer")[0]  # sent from here, not copied
     m = _str(mimeType, "mimeType")
-    extra = self._extra
-    p = self._ptr
-    if type(extra) is tuple and p is not None:
-        buf, capacity, size, mime = extra
-        n = len(b)
-        if n <= capacity and len(m) < 255:
-            ffi.memmove(buf, b, n)
-            ffi.memmove(mime, m + b"\0", len(m) + 1)
-            size[0] = n
-            self._extra = _PendingAnswer(p, size, (buf, mime))
-            self._ptr = None
-            return
+    capacity = self._extra
+    if type(capacity) is int and type(b) is bytes:
+        # The first answer of a REST callback, if it fits, is left for C to send once the callback
+        # has returned and the GIL is released (pythanc_rest_entry in prelude.c).
         self._extra = None
+        if len(b) + len(m) + 1 <= capacity:
+            p = self._ptr
+            if p is not None:
+                self._extra = (p, m, b)
+                self._ptr = None
+                return
     if len(b) > 0xFFFFFFFF:
         raise ValueError("argument 'answer' is too large (%d bytes, at most %d)" % (len(b), 0xFFFFFFFF))
     _lib.OrthancPluginAnswerBuffer(_ctx(), self._ptr or self._p(), b, len(b), m)

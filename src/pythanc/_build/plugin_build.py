@@ -20,10 +20,9 @@ LIBRARY = "libpythanc.so"
 # The REST entry point: C (prelude.c) packs the request, Python (pythanc/_callbacks.py) handles it.
 REST_DECLARATIONS = """
 OrthancPluginErrorCode pythanc_rest_entry(OrthancPluginRestOutput*, const char*, const OrthancPluginHttpRequest*);
-extern "Python" OrthancPluginErrorCode pythanc_rest_packed(OrthancPluginRestOutput*, int32_t method,
+extern "Python" int64_t pythanc_rest_packed(OrthancPluginRestOutput*, int32_t method,
     uint32_t groups, uint32_t get, uint32_t headers, const char* strings, size_t size,
-    const char* body, uint32_t bodySize, char* answer, uint32_t answerCapacity, uint32_t* answerSize,
-    char* answerMime);
+    const char* body, uint32_t bodySize, char* answer, uint32_t answerCapacity);
 """
 
 
@@ -68,8 +67,8 @@ def make_ffi(model, version, python_executable):
               "#include <Python.h>\n"
               + generate.extern_forward_decls(model) + "\n"
               "static int32_t pythanc_initialize(OrthancPluginContext*);\n"
-              "static OrthancPluginErrorCode pythanc_rest_packed(OrthancPluginRestOutput*, int32_t, uint32_t, "
-              "uint32_t, uint32_t, const char*, size_t, const char*, uint32_t, char*, uint32_t, uint32_t*, char*);\n"
+              "static int64_t pythanc_rest_packed(OrthancPluginRestOutput*, int32_t, uint32_t, "
+              "uint32_t, uint32_t, const char*, size_t, const char*, uint32_t, char*, uint32_t);\n"
               "static void pythanc_finalize(void);\n"
               + prelude)
     ffi.set_source(MODULE, source,

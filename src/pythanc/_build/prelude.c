@@ -84,19 +84,20 @@ static int pythanc_start_python(void)
  * of a per-thread buffer and calls the Python entry point pythanc_rest_packed() once.  Python then
  * decodes the whole block at once instead of fetching each string through cffi: this is the
  * plugin's hottest path, and the time Python spends there is time every other callback waits for
- * the GIL.  A first RestOutput.AnswerBuffer() of up to 64 KiB is copied into a per-thread buffer
- * and sent from here after Python has returned, so that sending it does not cost the callback a
- * second wait for the GIL.  No Python API is used here.
+ * the GIL.
+ *
+ * A first RestOutput.AnswerBuffer() that fits in PYTHANC_ANSWER_CAPACITY is not sent by Python:
+ * Python copies "<mime type> NUL <body>" into a per-thread buffer and returns 1 + the body's size,
+ * and C sends it here, after Python has returned and released the GIL, so that sending it (a
+ * socket write) does not hold the GIL.  Python's return value: < 0 is minus an error code, 0 is
+ * success with nothing left to send, > 0 is success with an answer of (value - 1) bytes to send.
+ * No Python API is used here.
  */
 static __thread char* pythanc_scratch = NULL;
-/* Answers up to this size are handed back by Python and sent by C once Python has returned (and
-   released the GIL); larger ones are sent from Python directly. */
-#define PYTHANC_ANSWER_CAPACITY (64 * 1024)
-#define PYTHANC_NO_ANSWER 0xffffffffu
-static __thread char* pythanc_answer = NULL;
-static __thread char pythanc_answer_mime[256];
 static __thread size_t pythanc_scratch_size = 0;
 #define PYTHANC_SCRATCH_KEEP (256 * 1024)  /* larger buffers are freed after the request */
+#define PYTHANC_ANSWER_CAPACITY (64 * 1024)
+static __thread char* pythanc_answer = NULL;
 
 static size_t pythanc_strings_size(uint32_t n, const char* const* a, const char* const* b)
 {
@@ -132,14 +133,14 @@ static char* pythanc_strings_copy(char* out, uint32_t n, const char* const* a, c
 static OrthancPluginErrorCode pythanc_rest_entry(OrthancPluginRestOutput* output, const char* url,
                                                  const OrthancPluginHttpRequest* request)
 {
-  uint32_t answer_size;
+  int64_t r;
   uint32_t nget = (request->method == OrthancPluginHttpMethod_Get) ? request->getCount : 0;
-  size_t size = strlen(url) + 1
+  size_t url_size = strlen(url) + 1;
+  size_t size = url_size
     + pythanc_strings_size(request->groupsCount, request->groups, NULL)
     + pythanc_strings_size(nget, request->getKeys, request->getValues)
     + pythanc_strings_size(request->headersCount, request->headersKeys, request->headersValues);
   char* p;
-  OrthancPluginErrorCode code;
   if (size > pythanc_scratch_size)
   {
     char* bigger = (char*) realloc(pythanc_scratch, size);
@@ -149,31 +150,34 @@ static OrthancPluginErrorCode pythanc_rest_entry(OrthancPluginRestOutput* output
     pythanc_scratch_size = size;
   }
   p = pythanc_scratch;
-  memcpy(p, url, strlen(url) + 1);
-  p += strlen(url) + 1;
+  memcpy(p, url, url_size);
+  p += url_size;
   p = pythanc_strings_copy(p, request->groupsCount, request->groups, NULL);
   p = pythanc_strings_copy(p, nget, request->getKeys, request->getValues);
   p = pythanc_strings_copy(p, request->headersCount, request->headersKeys, request->headersValues);
-  answer_size = PYTHANC_NO_ANSWER;
   if (pythanc_answer == NULL)
     pythanc_answer = (char*) malloc(PYTHANC_ANSWER_CAPACITY);  /* NULL: no deferred answers */
-  code = pythanc_rest_packed(output, (int32_t) request->method, request->groupsCount, nget,
-                             request->headersCount, pythanc_scratch, size - 1,
-                             (const char*) request->body, request->bodySize,
-                             pythanc_answer, pythanc_answer == NULL ? 0 : PYTHANC_ANSWER_CAPACITY,
-                             &answer_size, pythanc_answer_mime);
-  if (answer_size != PYTHANC_NO_ANSWER && answer_size <= PYTHANC_ANSWER_CAPACITY && pythanc_context != NULL)
-  {
-    pythanc_answer_mime[sizeof(pythanc_answer_mime) - 1] = '\0';
-    OrthancPluginAnswerBuffer(pythanc_context, output, pythanc_answer, answer_size, pythanc_answer_mime);
-  }
+  r = pythanc_rest_packed(output, (int32_t) request->method, request->groupsCount, nget,
+                          request->headersCount, pythanc_scratch, size - 1,
+                          (const char*) request->body, request->bodySize,
+                          pythanc_answer, pythanc_answer == NULL ? 0 : PYTHANC_ANSWER_CAPACITY);
   if (pythanc_scratch_size > PYTHANC_SCRATCH_KEEP)
   {
     free(pythanc_scratch);
     pythanc_scratch = NULL;
     pythanc_scratch_size = 0;
   }
-  return code;
+  if (r < 0)
+    return (OrthancPluginErrorCode) (-r);
+  if (r > 0 && pythanc_answer != NULL && pythanc_context != NULL)
+  {
+    size_t body_size = (size_t) (r - 1);
+    size_t mime_size = strnlen(pythanc_answer, PYTHANC_ANSWER_CAPACITY);
+    if (mime_size + 1 + body_size <= PYTHANC_ANSWER_CAPACITY)
+      OrthancPluginAnswerBuffer(pythanc_context, output, pythanc_answer + mime_size + 1,
+                                (uint32_t) body_size, pythanc_answer);
+  }
+  return OrthancPluginErrorCode_Success;
 }
 
 __attribute__((visibility("default")))
