@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="orthanc orthanc-dev dcmtk gcc libc6-dev curl"
+APT_PACKAGES="orthanc orthanc-dev dcmtk gcc libc6-dev curl python3 python3-venv python3-dev libpython3-dev"
 need_apt=0
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || need_apt=1; done
 if [ "$need_apt" = 1 ]; then
@@ -20,20 +20,18 @@ if [ "$need_apt" = 1 ]; then
   if [ "$policy_added" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
-# A CPython with a shared libpython: the one on PATH if it has it, else Debian's python3.
-PY="${PYTHON:-python3}"
-has_shared_libpython() {
-  "$1" -c 'import sys; sys.path.insert(0, "src"); from pythanc._build.plugin_build import libpython; libpython()' 2>/dev/null
-}
-if ! has_shared_libpython "$PY"; then
-  apt-get install -y -qq python3 python3-venv python3-dev libpython3-dev >/dev/null
-  PY=/usr/bin/python3
-  has_shared_libpython "$PY" || { echo "setup: no CPython with a shared libpython found" >&2; exit 1; }
+# Debian's python3 by default: it has a shared libpython, and it is the interpreter that Debian's
+# official plugin (orthanc-python) uses, so the benchmark compares the plugins, not two Pythons.
+# PYTHON=/path/to/python3 chooses another CPython with a shared libpython.
+PY="${PYTHON:-/usr/bin/python3}"
+if ! "$PY" -c 'import sys; sys.path.insert(0, "src"); from pythanc._build.plugin_build import libpython; libpython()' 2>/dev/null; then
+  echo "setup: $PY has no shared libpython (pythanc embeds it); use Debian's /usr/bin/python3" >&2
+  exit 1
 fi
-if ! "$PY" -m venv --help >/dev/null 2>&1; then
-  apt-get install -y -qq python3-venv >/dev/null
+# A .venv made by another interpreter is made again.
+if [ -x .venv/bin/python ] && [ "$(.venv/bin/python -c 'import os, sys; print(os.path.realpath(sys._base_executable))' 2>/dev/null)" != "$("$PY" -c 'import os, sys; print(os.path.realpath(sys.executable))')" ]; then
+  rm -rf .venv
 fi
-
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi

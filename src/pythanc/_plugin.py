@@ -49,6 +49,11 @@ def log_exception(what):
     log_error("Error in the %s, traceback:\n%s" % (what, traceback.format_exc().rstrip()))
 
 
+# Threads that run the REST callbacks (see "REST dispatch threads" in prelude.c); 0: Orthanc's HTTP
+# threads call Python themselves, as with the official plugin.
+DEFAULT_REST_THREADS = 2
+
+
 class ConfigError(Exception):
     pass
 
@@ -88,8 +93,13 @@ def read_configuration():
     if type(timeout) not in (int, float) or timeout <= 0:
         raise ConfigError('The configuration option "Python.WorkerTimeout" is not a positive number of '
                           'seconds as expected')
+    rest_threads = section.get("RestThreads", DEFAULT_REST_THREADS)
+    if type(rest_threads) is not int or not 0 <= rest_threads <= 64:
+        raise ConfigError('The configuration option "Python.RestThreads" is not an integer between 0 '
+                          'and 64 as expected')
     return {"script": script, "scripts": scripts, "verbose": verbose, "section": section,
-            "venv": venv, "reload": reload_, "workers": workers, "worker_timeout": timeout}
+            "venv": venv, "reload": reload_, "workers": workers, "worker_timeout": timeout,
+            "rest_threads": rest_threads}
 
 
 def use_virtualenv(path):
@@ -219,6 +229,8 @@ def pythanc_initialize(context):
             _loaded["modules"].append(module.__name__)
             _loaded["paths"][module.__name__] = os.path.abspath(path)
         _workers.start()
+        if options["rest_threads"]:
+            lib.pythanc_start_rest_threads(options["rest_threads"])
         if options["reload"]:
             from . import _reload
             _reload.start(dict(_loaded["paths"]))

@@ -19,6 +19,7 @@ LIBRARY = "libpythanc.so"
 
 # The REST entry point: C (prelude.c) packs the request, Python (pythanc/_callbacks.py) handles it.
 REST_DECLARATIONS = """
+unsigned pythanc_start_rest_threads(unsigned);
 OrthancPluginErrorCode pythanc_rest_entry(OrthancPluginRestOutput*, const char*, const OrthancPluginHttpRequest*);
 extern "Python" int64_t pythanc_rest_packed(OrthancPluginRestOutput*, int32_t method,
     uint32_t groups, uint32_t get, uint32_t headers, const char* strings, size_t size,
