@@ -108,8 +108,9 @@ def pythanc_rest_packed(output, method, n_groups, n_get, n_headers, strings, siz
 
     Returns minus an SDK error code, or 0, or 1 + the size of an answer left in ``answer`` for C
     to send once the GIL is released (see ``_handwritten.RestOutput_AnswerBuffer``).  This is the
-    plugin's hottest path: it is written for speed (every microsecond here is spent holding the
-    GIL, while the other HTTP threads wait for it)."""
+    plugin's hottest path, called on a REST dispatch thread (prelude.c) or on Orthanc's HTTP
+    thread: it is written for speed, since the REST requests of every HTTP thread pass here one
+    at a time."""
     try:
         parts = _unpack(strings, size).decode("utf-8", "replace").split("\0")
         uri = parts[0]
@@ -129,7 +130,7 @@ def pythanc_rest_packed(output, method, n_groups, n_get, n_headers, strings, siz
             if method == 1:
                 callback(out, uri, method="GET", groups=tuple(parts[1:i]),
                          headers=dict(zip(parts[j:k:2], parts[j + 1:k:2])),
-                         get=dict(zip(parts[i:j:2], parts[i + 1:j:2])))
+                         get=dict(zip(parts[i:j:2], parts[i + 1:j:2])) if n_get else {})
             elif method == 2 or method == 3:
                 callback(out, uri, method=METHODS[method], groups=tuple(parts[1:i]),
                          headers=dict(zip(parts[j:k:2], parts[j + 1:k:2])),
