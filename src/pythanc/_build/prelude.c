@@ -151,7 +151,9 @@ static char* pythanc_strings_copy(char* out, uint32_t n, const char* const* a, c
  * No request waits behind a slow callback: a request still queued after PYTHANC_ESCALATE_NS wakes
  * another idle dispatch thread, or, if they are all busy (callbacks blocked in SDK calls, long
  * computations), is taken back and run by its own HTTP thread, as with RestThreads = 0.  A REST
- * call made from a callback (orthanc.RestApiGet of a Python route) runs on the calling thread.
+ * call made from a callback (orthanc.RestApiGetAfterPlugins of a Python route) runs on the calling
+ * thread.  When no REST callback is running and none is queued, the HTTP thread runs its request
+ * itself (one at a time): waking a dispatch thread would only add latency to a lone request.
  */
 #define PYTHANC_ESCALATE_NS 1000000L
 enum { PYTHANC_QUEUED = 0, PYTHANC_RUNNING = 1, PYTHANC_DONE = 2 };
@@ -181,15 +183,27 @@ static struct
   pythanc_rest_call* tail;
   unsigned generation;                 /* a thread of an older generation exits */
   unsigned alive, idle, running, wakeups;
+  unsigned alone;                      /* an HTTP thread runs its request itself (see below) */
 } pythanc_pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                   NULL, NULL, 0, 0, 0, 0, 0 };
+                   NULL, NULL, 0, 0, 0, 0, 0, 0 };
 static int pythanc_pool_on = 0;        /* under pythanc_pool.lock */
-static __thread int pythanc_is_dispatcher = 0;
+static __thread int pythanc_runs_rest = 0;   /* this thread is running a REST callback */
 
 static int64_t pythanc_call_python(const pythanc_rest_call* c)
 {
   return pythanc_rest_packed(c->output, c->method, c->groups, c->get, c->headers, c->strings,
                              c->size, c->body, c->body_size, c->answer, c->capacity);
+}
+
+/* Run a request on this (HTTP) thread; a REST call that its callback makes runs here too. */
+static int64_t pythanc_run_here(const pythanc_rest_call* c)
+{
+  int64_t result;
+  int before = pythanc_runs_rest;
+  pythanc_runs_rest = 1;
+  result = pythanc_call_python(c);
+  pythanc_runs_rest = before;
+  return result;
 }
 
 static void pythanc_futex_wake(uint32_t* word)
@@ -212,7 +226,7 @@ static int pythanc_pool_wake_one(void)
 static void* pythanc_dispatch_thread(void* arg)
 {
   unsigned generation = (unsigned) (uintptr_t) arg;
-  pythanc_is_dispatcher = 1;
+  pythanc_runs_rest = 1;
   pthread_setname_np(pthread_self(), "pythanc-rest");  /* as seen in /proc/PID/task/TID/comm */
   pthread_mutex_lock(&pythanc_pool.lock);
   for (;;)
@@ -298,10 +312,22 @@ static void pythanc_stop_rest_threads(void)
 static int64_t pythanc_dispatch(pythanc_rest_call* c)
 {
   pthread_mutex_lock(&pythanc_pool.lock);
-  if (!pythanc_pool_on || pythanc_is_dispatcher)
+  if (!pythanc_pool_on || pythanc_runs_rest)
   {
     pthread_mutex_unlock(&pythanc_pool.lock);
     return pythanc_call_python(c);
+  }
+  if (pythanc_pool.head == NULL && pythanc_pool.running == 0 && pythanc_pool.alone == 0)
+  {
+    /* Nobody is in Python for REST: waking a dispatch thread would only add latency. */
+    int64_t result;
+    pythanc_pool.alone = 1;
+    pthread_mutex_unlock(&pythanc_pool.lock);
+    result = pythanc_run_here(c);
+    pthread_mutex_lock(&pythanc_pool.lock);
+    pythanc_pool.alone = 0;
+    pthread_mutex_unlock(&pythanc_pool.lock);
+    return result;
   }
   c->state = PYTHANC_QUEUED;
   c->next = NULL;
@@ -337,7 +363,7 @@ static int64_t pythanc_dispatch(pythanc_rest_call* c)
         if (pythanc_pool.tail == c)
           pythanc_pool.tail = previous;
         pthread_mutex_unlock(&pythanc_pool.lock);
-        return pythanc_call_python(c);
+        return pythanc_run_here(c);
       }
       pthread_mutex_unlock(&pythanc_pool.lock);
     }
