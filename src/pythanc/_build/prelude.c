@@ -152,10 +152,11 @@ static char* pythanc_strings_copy(char* out, uint32_t n, const char* const* a, c
  * another idle dispatch thread, or, if they are all busy (callbacks blocked in SDK calls, long
  * computations), is taken back and run by its own HTTP thread, as with RestThreads = 0.  A REST
  * call made from a callback (orthanc.RestApiGetAfterPlugins of a Python route) runs on the calling
- * thread.  When no REST callback is running and none is queued, the HTTP thread runs its request
- * itself (one at a time): waking a dispatch thread would only add latency to a lone request.
+ * thread.  A lone request (no REST request for PYTHANC_LONE_AFTER_NS, none running or queued)
+ * runs on its HTTP thread: waking a dispatch thread would only add latency to it.
  */
 #define PYTHANC_ESCALATE_NS 1000000L
+#define PYTHANC_LONE_AFTER_NS 2000000L
 enum { PYTHANC_QUEUED = 0, PYTHANC_RUNNING = 1, PYTHANC_DONE = 2 };
 
 typedef struct pythanc_rest_call
@@ -184,8 +185,9 @@ static struct
   unsigned generation;                 /* a thread of an older generation exits */
   unsigned alive, idle, running, wakeups;
   unsigned alone;                      /* an HTTP thread runs its request itself (see below) */
+  int64_t last_activity;               /* CLOCK_MONOTONIC ns of the last REST request seen */
 } pythanc_pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                   NULL, NULL, 0, 0, 0, 0, 0, 0 };
+                   NULL, NULL, 0, 0, 0, 0, 0, 0, 0 };
 static int pythanc_pool_on = 0;        /* under pythanc_pool.lock */
 static __thread int pythanc_runs_rest = 0;   /* this thread is running a REST callback */
 
@@ -309,15 +311,25 @@ static void pythanc_stop_rest_threads(void)
   pthread_mutex_unlock(&pythanc_pool.lock);
 }
 
+static int64_t pythanc_now_ns(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t) t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
 static int64_t pythanc_dispatch(pythanc_rest_call* c)
 {
+  int64_t now;
   pthread_mutex_lock(&pythanc_pool.lock);
   if (!pythanc_pool_on || pythanc_runs_rest)
   {
     pthread_mutex_unlock(&pythanc_pool.lock);
     return pythanc_call_python(c);
   }
-  if (pythanc_pool.head == NULL && pythanc_pool.running == 0 && pythanc_pool.alone == 0)
+  now = pythanc_now_ns();
+  if (pythanc_pool.head == NULL && pythanc_pool.running == 0 && pythanc_pool.alone == 0 &&
+      now - pythanc_pool.last_activity > PYTHANC_LONE_AFTER_NS)
   {
     /* Nobody is in Python for REST: waking a dispatch thread would only add latency. */
     int64_t result;
@@ -326,9 +338,11 @@ static int64_t pythanc_dispatch(pythanc_rest_call* c)
     result = pythanc_run_here(c);
     pthread_mutex_lock(&pythanc_pool.lock);
     pythanc_pool.alone = 0;
+    pythanc_pool.last_activity = pythanc_now_ns();
     pthread_mutex_unlock(&pythanc_pool.lock);
     return result;
   }
+  pythanc_pool.last_activity = now;
   c->state = PYTHANC_QUEUED;
   c->next = NULL;
   if (pythanc_pool.tail != NULL)
