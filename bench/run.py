@@ -61,6 +61,7 @@ SCENARIOS = [
     ("rest-kwargs", "req/s", "higher", "regex group + query + headers answered as JSON, wrk -t2 -c8"),
     ("rest-apicall", "req/s", "higher", "callback calls RestApiGet('/system'), wrk -t2 -c8"),
     ("cpu-concurrency", "speed-up", "higher", "3 x t1 / t3 for a ~0.3 s pure-Python callback"),
+    ("cpu-workers", "speed-up", "higher", "the same, registered with worker=True where the plugin accepts it"),
     ("ingest-onstored", "inst/s", "higher", "POST /instances from 4 threads, stored callback reads JSON + metadata"),
     ("onchange-drain", "ms", "lower", "after the ingest, time until the change callback has counted every NEW_INSTANCE"),
     ("memory", "MB", "lower", "VmRSS growth between 1,000 and N rest-kwargs requests"),
@@ -238,9 +239,9 @@ def scenario_wrk(server, path, mode, headers=()):
     return r
 
 
-def scenario_cpu(server, mode, n):
+def scenario_cpu(server, mode, n, route="/bench/cpu"):
     port = server.http_port
-    path = "/bench/cpu?n=%d" % n
+    path = "%s?n=%d" % (route, n)
 
     def one(results, i, barrier=None):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -435,6 +436,7 @@ def run_main(plugin_name, plugin_path, mode, files, cpu_n, workroot):
         sc["rest-kwargs"] = guarded(rec, "rest-kwargs", scenario_wrk, server, KWARGS_PATH, mode, KWARGS_HEADERS)
         sc["rest-apicall"] = guarded(rec, "rest-apicall", scenario_wrk, server, "/bench/apicall", mode)
         sc["cpu-concurrency"] = guarded(rec, "cpu-concurrency", scenario_cpu, server, mode, cpu_n)
+        sc["cpu-workers"] = guarded(rec, "cpu-workers", scenario_cpu, server, mode, cpu_n, "/bench/cpu-worker")
         rec["rss_end_kb"] = vm_rss_kb(server.process.pid)
         rec["alive_at_end"] = server.alive()
     finally:
@@ -645,11 +647,12 @@ def main(argv=None):
                 rec["round"] = rnd
                 runs.append(rec)
                 sc = rec["scenarios"]
-                log("[round %d/%d] %-8s native %s  trivial %s  kwargs %s  apicall %s req/s | cpu x%s | ingest %s inst/s"
+                log("[round %d/%d] %-8s native %s  trivial %s  kwargs %s  apicall %s req/s | cpu x%s workers x%s | ingest %s inst/s"
                     " | drain %s ms  (%.0f s)" % (
                         rnd, mode["rounds"], name, *(fmt(sc.get(k, {}).get("value"), u) for k, u in (
                             ("native-limit", "req/s"), ("rest-trivial", "req/s"), ("rest-kwargs", "req/s"),
-                            ("rest-apicall", "req/s"), ("cpu-concurrency", "x"), ("ingest-onstored", "inst/s"),
+                            ("rest-apicall", "req/s"), ("cpu-concurrency", "x"), ("cpu-workers", "x"),
+                            ("ingest-onstored", "inst/s"),
                             ("onchange-drain", "ms"))), time.monotonic() - t))
                 for e in rec.get("errors", []):
                     log("    error: " + e)

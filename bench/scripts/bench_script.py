@@ -51,6 +51,14 @@ def OnCpu(output, uri, **request):
 
 orthanc.RegisterRestCallback('/bench/cpu', OnCpu)
 
+# 4b. cpu-workers: the same callback where the plugin can run it in worker processes (pythanc's
+# keyword-only worker=True); the official plugin has no such keyword (TypeError) and runs it in
+# Orthanc's process, as /bench/cpu.
+try:
+    orthanc.RegisterRestCallback('/bench/cpu-worker', OnCpu, worker=True)
+except TypeError:
+    orthanc.RegisterRestCallback('/bench/cpu-worker', OnCpu)
+
 
 # 5. ingest-onstored: read the instance's simplified JSON and one metadata.
 _stored_lock = threading.Lock()
