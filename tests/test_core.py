@@ -157,6 +157,35 @@ def test_bad_configuration_is_fatal(orthanc_server, config, message):
     assert message in server.log()
 
 
+VERBOSE_SCRIPT = r'''
+import orthanc
+
+def OnRest(output, uri, **request):
+    orthanc.RestApiGet("/system")
+    output.AnswerBuffer("ok", "text/plain")
+    print("ANSWERED", flush=True)
+
+orthanc.RegisterRestCallback("/verbose", OnRest)
+'''
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_python_verbose_logs_each_sdk_call(orthanc_server, write_script, verbose):
+    # Orthanc runs with --verbose in both cases, so INFO lines would show if they were logged.
+    server = orthanc_server(script=write_script(VERBOSE_SCRIPT), config={"PythonVerbose": verbose},
+                            verbose=True)
+    assert server.get("/verbose").text == "ok"
+    server.wait_for_log("ANSWERED")
+    calls = ["pythanc: calling orthanc.RegisterRestCallback()", "pythanc: calling orthanc.RestApiGet()",
+             "pythanc: calling RestOutput.AnswerBuffer()"]
+    log = server.log()
+    if verbose:
+        for line in calls:
+            assert line in log
+    else:
+        assert "pythanc: calling" not in log
+
+
 LIFETIME_SCRIPT = r'''
 import orthanc
 KEPT = {}

@@ -16,7 +16,6 @@ from _pythanc_cffi import ffi, lib
 from . import _convert, _workers
 from ._convert import STATE, Borrowed, text, data, _ctx, _str, OrthancException
 
-VERBOSE = False
 ERR_SUCCESS = 0
 ERR_PLUGIN = 1          # OrthancPluginErrorCode_Plugin: "Error encountered within the plugin engine"
 ERR_UNKNOWN_RESOURCE = 17

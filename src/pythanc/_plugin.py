@@ -161,6 +161,47 @@ def orthanc_module():
     return _orthanc_module
 
 
+_verbose_originals = []   # (class or module dict, name, original function) replaced by set_verbose()
+
+
+def set_verbose(mod, on):
+    """``PythonVerbose``: log each call of an ``orthanc`` function or SDK-object method at INFO
+    level (``pythanc: calling orthanc.RestApiGet()``, ``pythanc: calling RestOutput.AnswerBuffer()``),
+    as the official plugin logs each SDK call.  The wrappers are installed only when it is on, so
+    calls cost nothing more otherwise; an initialisation without it (after /tools/reset with another
+    configuration) puts the originals back."""
+    for target, name, original in reversed(_verbose_originals):
+        if isinstance(target, dict):
+            target[name] = original
+        else:
+            setattr(target, name, original)
+    del _verbose_originals[:]
+    if not on:
+        return
+
+    def wrap(fn, label):
+        def verbose_call(*args, **kwargs):
+            log_info("pythanc: calling %s()" % label)
+            return fn(*args, **kwargs)
+        verbose_call.__name__ = fn.__name__
+        verbose_call.__qualname__ = getattr(fn, "__qualname__", fn.__name__)
+        verbose_call.__doc__ = fn.__doc__
+        verbose_call.__wrapped__ = fn
+        return verbose_call
+
+    for name, value in list(vars(mod).items()):
+        if name.startswith("_"):
+            continue
+        if isinstance(value, type) and not issubclass(value, BaseException):
+            for attr, fn in list(vars(value).items()):
+                if not attr.startswith("_") and isinstance(fn, types.FunctionType):
+                    _verbose_originals.append((value, attr, fn))
+                    setattr(value, attr, wrap(fn, "%s.%s" % (name, attr)))
+        elif isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+            _verbose_originals.append((mod.__dict__, name, value))
+            mod.__dict__[name] = wrap(value, "orthanc." + name)
+
+
 def load_script(path):
     """Import the user's script as a module named after its file (as the official plugin does)."""
     path = os.path.abspath(path)
@@ -213,11 +254,10 @@ def pythanc_initialize(context):
             log_warning('The options "PythonScript" and "Python.Path" are not provided: '
                         'Python scripting is disabled')
             return 1
-        if options["verbose"]:
-            _callbacks.VERBOSE = True
         if options["venv"]:
             use_virtualenv(options["venv"])
         sys.modules["orthanc"] = orthanc_module()
+        set_verbose(sys.modules["orthanc"], options["verbose"])
         child = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child")
         if child not in sys.path:  # "import orthanc" in the script's multiprocessing children
             sys.path.append(child)
