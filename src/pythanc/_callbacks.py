@@ -147,7 +147,7 @@ def pythanc_rest_packed(output, method, n_groups, n_get, n_headers, strings, siz
             out._extra = None
         if type(pending) is tuple:   # (pointer, mime type, body): see RestOutput_AnswerBuffer
             blob = pending[1] + b"\0" + pending[2]
-            _memmove(answer, blob, len(blob))
+            answer[0:len(blob)] = blob   # (a cdata slice assignment: cheaper than ffi.memmove)
             return 1 + len(pending[2])
         return 0
     except BaseException:
@@ -156,7 +156,6 @@ def pythanc_rest_packed(output, method, n_groups, n_get, n_headers, strings, siz
 
 
 _unpack = ffi.unpack
-_memmove = ffi.memmove
 _new_object = object.__new__
 
 

@@ -173,25 +173,34 @@ def str_array(values, name):
 
 # ---- results -----------------------------------------------------------------------------------
 
+if ffi is not None:
+    # ctypes looked up once: these helpers run on every SDK call that returns a buffer.
+    _T_BUFFER = ffi.typeof("OrthancPluginMemoryBuffer *")
+    _T_BUFFER64 = ffi.typeof("OrthancPluginMemoryBuffer64 *")
+    _T_CHARP = ffi.typeof("char *")
+    _ffi_new, _ffi_cast, _ffi_unpack, _ffi_typeof = ffi.new, ffi.cast, ffi.unpack, ffi.typeof
+
+
 def _new_buffer():
-    return ffi.new("OrthancPluginMemoryBuffer *")
+    return _ffi_new(_T_BUFFER)
 
 
 def _new_buffer64():
-    return ffi.new("OrthancPluginMemoryBuffer64 *")
+    return _ffi_new(_T_BUFFER64)
 
 
 def _take_buffer(t):
     """Copy an Orthanc memory buffer into ``bytes`` and free it."""
-    if t.data == NULL:
+    p = t.data
+    if p == NULL:
         return b""
     try:
-        return ffi.unpack(ffi.cast("char *", t.data), t.size)
+        return _ffi_unpack(_ffi_cast(_T_CHARP, p), t.size)
     finally:
-        if ffi.typeof(t) is ffi.typeof("OrthancPluginMemoryBuffer64 *"):
-            _lib.OrthancPluginFreeMemoryBuffer64(STATE.ctx, t)
-        else:
+        if _ffi_typeof(t) is _T_BUFFER:
             _lib.OrthancPluginFreeMemoryBuffer(STATE.ctx, t)
+        else:
+            _lib.OrthancPluginFreeMemoryBuffer64(STATE.ctx, t)
 
 
 def _take_string(p):
@@ -226,7 +235,7 @@ def data(p, size):
     """A ``(const void*, size)`` callback argument as ``bytes``."""
     if p == NULL or not size:
         return b""
-    return ffi.unpack(ffi.cast("char *", p), size)
+    return _ffi_unpack(_ffi_cast(_T_CHARP, p), size)
 
 
 def buffer_into(target, value, name, is64=False):
