@@ -109,6 +109,35 @@ def test_rest_routes_order_and_core_override(orthanc_server, write_script):
     assert server.get("/internal").text == "overridden"
 
 
+MANY_ROUTES_SCRIPT = r'''
+import orthanc
+
+def make(n):
+    def OnRest(output, uri, **request):
+        output.AnswerBuffer("route %d %s %s" % (n, uri, ",".join(request["groups"])), "text/plain")
+    return OnRest
+
+# 70 expressions: the first 64 get a C entry point each, the others share one (see prelude.c)
+for n in range(70):
+    orthanc.RegisterRestCallback("/many/%d(/.*)?" % n, make(n))
+# the same expression again: the first registration keeps answering
+orthanc.RegisterRestCallback("/many/5(/.*)?", make(500))
+# overlapping expressions: the first registered one that matches answers
+orthanc.RegisterRestCallback("/many/x/(.*)", make(1000))
+orthanc.RegisterRestCallback("/many/x/special", make(1001))
+'''
+
+
+def test_many_routes_each_reach_their_callback(orthanc_server, write_script):
+    server = orthanc_server(script=write_script(MANY_ROUTES_SCRIPT))
+    for n in (0, 1, 7, 8, 5, 63, 64, 65, 69):
+        assert server.get("/many/%d" % n).text == "route %d /many/%d " % (n, n)
+        assert server.get("/many/%d/a" % n).text == "route %d /many/%d/a /a" % (n, n)
+    assert server.get("/many/x/special").text == "route 1000 /many/x/special special"
+    assert server.get("/many/70").status_code == 404
+    assert server.get("/many/x/y").text == "route 1000 /many/x/y y"
+
+
 def test_exception_in_callback_answers_500_and_logs_traceback(orthanc_server, write_script):
     path = write_script(REST_SCRIPT, name="rest_script.py")
     server = orthanc_server(script=path)

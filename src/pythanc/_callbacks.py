@@ -54,7 +54,8 @@ class _Registry:
 
     def __init__(self):
         self.rest = []                 # [(compiled regex, callable)], in registration order
-        self.rest_registered = set()   # regexes registered with Orthanc (registration cannot be undone)
+        self.rest_routes = {}          # regex -> route number: registered with Orthanc (for good)
+        self.rest_by_route = None      # route number -> callable or None; rebuilt from `rest` if None
         self.on_stored = []
         self.changes = None            # _ChangeWorker, once a change callback is registered
         self.lock = threading.Lock()
@@ -87,9 +88,25 @@ def RegisterRestCallback(pathRegularExpression, callback, *, worker=False):
         callback = _workers.offload("rest", callback, pathRegularExpression)
     with R.lock:
         R.rest.append((compiled, callback))
-        if pathRegularExpression not in R.rest_registered:
-            R.rest_registered.add(pathRegularExpression)
-            lib.OrthancPluginRegisterRestCallbackNoLock(_ctx(), c_regex, lib.pythanc_rest_entry)
+        R.rest_by_route = None
+        if pathRegularExpression not in R.rest_routes:
+            route = R.rest_routes[pathRegularExpression] = len(R.rest_routes)
+            lib.OrthancPluginRegisterRestCallbackNoLock(_ctx(), c_regex, lib.pythanc_rest_entry_for(route))
+
+
+def _route_table():
+    """Route number -> the first callable registered for that route's expression (``None`` if the
+    scripts no longer have one, after a reload).  Built under ``R.lock``; every change of ``R.rest``
+    resets ``R.rest_by_route`` to ``None`` under ``R.lock`` too, after the change."""
+    with R.lock:
+        first = {}
+        for regex, callback in R.rest:
+            first.setdefault(regex.pattern, callback)
+        table = [None] * len(R.rest_routes)
+        for pattern, route in R.rest_routes.items():
+            table[route] = first.get(pattern)
+        R.rest_by_route = table
+        return table
 
 
 def _string_dict(count, keys, values):
@@ -100,10 +117,12 @@ def _string_dict(count, keys, values):
 
 
 @ffi.def_extern(error=-ERR_PLUGIN)
-def pythanc_rest_packed(output, method, n_groups, n_get, n_headers, strings, size, body, body_size,
+def pythanc_rest_packed(output, route, method, n_groups, n_get, n_headers, strings, size, body, body_size,
                         answer, answer_capacity):
-    """A REST request.  ``strings`` holds, NUL-separated: the URI, the groups, the GET arguments
-    (key, value) and the headers (key, value), as packed by ``pythanc_rest_entry`` (prelude.c).
+    """A REST request.  ``route`` is the number of the route whose expression Orthanc matched (-1:
+    unknown, see ``pythanc_rest_entry_for`` in prelude.c).  ``strings`` holds, NUL-separated: the
+    URI, the groups, the GET arguments (key, value) and the headers (key, value), as packed by
+    ``pythanc_rest_route`` (prelude.c).
 
     Returns minus an SDK error code, or 0, or 1 + the size of an answer left in ``answer`` for C
     to send once the GIL is released (see ``_handwritten.RestOutput_AnswerBuffer``).  This is the
@@ -113,11 +132,16 @@ def pythanc_rest_packed(output, method, n_groups, n_get, n_headers, strings, siz
     try:
         parts = _unpack(strings, size).decode("utf-8", "replace").split("\0")
         uri = parts[0]
-        for regex, callback in R.rest:
-            if regex.fullmatch(uri) is not None:
-                break
-        else:
-            return -ERR_UNKNOWN_RESOURCE
+        table = R.rest_by_route
+        if table is None:
+            table = _route_table()
+        callback = table[route] if 0 <= route < len(table) else None
+        if callback is None:
+            for regex, callback in R.rest:
+                if regex.fullmatch(uri) is not None:
+                    break
+            else:
+                return -ERR_UNKNOWN_RESOURCE
         i = 1 + n_groups
         j = i + 2 * n_get
         k = j + 2 * n_headers
@@ -355,6 +379,8 @@ def take_owned(name):
         elif value is not None and _owner(value) == name:  # a single-slot registration
             taken.append((obj, attr, None, value))
             setattr(obj, attr, None)
+    with R.lock:
+        R.rest_by_route = None
     return taken
 
 
@@ -365,6 +391,8 @@ def put_back(taken):
         else:
             items = getattr(obj, attr)
             items.insert(min(index, len(items)), item)
+    with R.lock:
+        R.rest_by_route = None
 
 
 def _bind_classes(api):

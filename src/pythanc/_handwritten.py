@@ -168,7 +168,7 @@ def RestOutput_AnswerBuffer(self, answer, mimeType):
     capacity = self._extra
     if type(capacity) is int and type(b) is bytes:
         # The first answer of a REST callback, if it fits, is left for C to send once the callback
-        # has returned and the GIL is released (pythanc_rest_entry in prelude.c).
+        # has returned and the GIL is released (pythanc_rest_route in prelude.c).
         self._extra = None
         if len(b) + len(m) + 1 <= capacity:
             p = self._ptr

@@ -105,7 +105,7 @@ PYTHON_ONLY = ["CreateImageFromBuffer", "RegisterMoveCallback2"]
 
 # SDK callback types that get a C entry point implemented in Python (pythanc/_callbacks.py and
 # pythanc/_callbacks_more.py define them as pythanc_<type> with @ffi.def_extern).  REST routes are
-# the exception: their C entry point is pythanc_rest_entry in prelude.c (see plugin_build.py).
+# the exception: their C entry points are in prelude.c (pythanc_rest_entry_for, see plugin_build.py).
 EXTERN_PYTHON = [
     "OrthancPluginOnChangeCallback",
     "OrthancPluginOnStoredInstanceCallback",

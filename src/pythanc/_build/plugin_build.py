@@ -20,8 +20,8 @@ LIBRARY = "libpythanc.so"
 # The REST entry point: C (prelude.c) packs the request, Python (pythanc/_callbacks.py) handles it.
 REST_DECLARATIONS = """
 unsigned pythanc_start_rest_threads(unsigned);
-OrthancPluginErrorCode pythanc_rest_entry(OrthancPluginRestOutput*, const char*, const OrthancPluginHttpRequest*);
-extern "Python" int64_t pythanc_rest_packed(OrthancPluginRestOutput*, int32_t method,
+OrthancPluginRestCallback pythanc_rest_entry_for(int32_t route);
+extern "Python" int64_t pythanc_rest_packed(OrthancPluginRestOutput*, int32_t route, int32_t method,
     uint32_t groups, uint32_t get, uint32_t headers, const char* strings, size_t size,
     const char* body, uint32_t bodySize, char* answer, uint32_t answerCapacity);
 """
@@ -68,7 +68,7 @@ def make_ffi(model, version, python_executable):
               "#include <Python.h>\n"
               + generate.extern_forward_decls(model) + "\n"
               "static int32_t pythanc_initialize(OrthancPluginContext*);\n"
-              "static int64_t pythanc_rest_packed(OrthancPluginRestOutput*, int32_t, uint32_t, "
+              "static int64_t pythanc_rest_packed(OrthancPluginRestOutput*, int32_t, int32_t, uint32_t, "
               "uint32_t, uint32_t, const char*, size_t, const char*, uint32_t, char*, uint32_t);\n"
               "static void pythanc_finalize(void);\n"
               + prelude)

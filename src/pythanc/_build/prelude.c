@@ -85,8 +85,8 @@ static int pythanc_start_python(void)
 }
 
 /*
- * REST requests: Orthanc calls pythanc_rest_entry() (registered by pythanc/_callbacks.py), which
- * copies the request's strings (URI, groups, GET arguments, headers) into one NUL-separated block
+ * REST requests: Orthanc calls the route's entry point (see pythanc_rest_entry_for below), and
+ * pythanc_rest_route() copies the request's strings (URI, groups, GET arguments, headers) into one NUL-separated block
  * of a per-thread buffer and calls the Python entry point pythanc_rest_packed() once.  Python then
  * decodes the whole block at once instead of fetching each string through cffi: this is the
  * plugin's hottest path, and the time Python spends there is time every other callback waits for
@@ -162,6 +162,7 @@ enum { PYTHANC_QUEUED = 0, PYTHANC_RUNNING = 1, PYTHANC_DONE = 2 };
 typedef struct pythanc_rest_call
 {
   OrthancPluginRestOutput* output;
+  int32_t route;                       /* see pythanc_rest_entry_for(); -1: unknown */
   int32_t method;
   uint32_t groups, get, headers;
   const char* strings;
@@ -193,7 +194,7 @@ static __thread int pythanc_runs_rest = 0;   /* this thread is running a REST ca
 
 static int64_t pythanc_call_python(const pythanc_rest_call* c)
 {
-  return pythanc_rest_packed(c->output, c->method, c->groups, c->get, c->headers, c->strings,
+  return pythanc_rest_packed(c->output, c->route, c->method, c->groups, c->get, c->headers, c->strings,
                              c->size, c->body, c->body_size, c->answer, c->capacity);
 }
 
@@ -384,8 +385,8 @@ static int64_t pythanc_dispatch(pythanc_rest_call* c)
   }
 }
 
-static OrthancPluginErrorCode pythanc_rest_entry(OrthancPluginRestOutput* output, const char* url,
-                                                 const OrthancPluginHttpRequest* request)
+static OrthancPluginErrorCode pythanc_rest_route(OrthancPluginRestOutput* output, const char* url,
+                                                 const OrthancPluginHttpRequest* request, int32_t route)
 {
   int64_t r;
   uint32_t nget = (request->method == OrthancPluginHttpMethod_Get) ? request->getCount : 0;
@@ -414,6 +415,7 @@ static OrthancPluginErrorCode pythanc_rest_entry(OrthancPluginRestOutput* output
   {
     pythanc_rest_call c;
     c.output = output;
+    c.route = route;
     c.method = (int32_t) request->method;
     c.groups = request->groupsCount;
     c.get = nget;
@@ -443,6 +445,44 @@ static OrthancPluginErrorCode pythanc_rest_entry(OrthancPluginRestOutput* output
                                 (uint32_t) body_size, pythanc_answer);
   }
   return OrthancPluginErrorCode_Success;
+}
+
+/*
+ * One C entry point per route: Orthanc has already matched the request's URI against the route's
+ * regular expression, so the entry point registered for route N (the Nth distinct expression
+ * registered since the plugin started) tells Python which one matched, and Python does not match
+ * the URI again.  pythanc_rest_entry (route -1) serves the expressions beyond the first
+ * PYTHANC_ROUTE_ENTRIES; Python then finds the route by matching, as before.
+ */
+static OrthancPluginErrorCode pythanc_rest_entry(OrthancPluginRestOutput* output, const char* url,
+                                                 const OrthancPluginHttpRequest* request)
+{
+  return pythanc_rest_route(output, url, request, -1);
+}
+
+#define PYTHANC_ROUTE(a, b) \
+  static OrthancPluginErrorCode pythanc_rest_entry_##a##b(OrthancPluginRestOutput* output, \
+      const char* url, const OrthancPluginHttpRequest* request) \
+  { return pythanc_rest_route(output, url, request, (a) * 8 + (b)); }
+#define PYTHANC_ROUTES(a) PYTHANC_ROUTE(a, 0) PYTHANC_ROUTE(a, 1) PYTHANC_ROUTE(a, 2) PYTHANC_ROUTE(a, 3) \
+  PYTHANC_ROUTE(a, 4) PYTHANC_ROUTE(a, 5) PYTHANC_ROUTE(a, 6) PYTHANC_ROUTE(a, 7)
+PYTHANC_ROUTES(0) PYTHANC_ROUTES(1) PYTHANC_ROUTES(2) PYTHANC_ROUTES(3)
+PYTHANC_ROUTES(4) PYTHANC_ROUTES(5) PYTHANC_ROUTES(6) PYTHANC_ROUTES(7)
+#define PYTHANC_ENTRIES(a) pythanc_rest_entry_##a##0, pythanc_rest_entry_##a##1, pythanc_rest_entry_##a##2, \
+  pythanc_rest_entry_##a##3, pythanc_rest_entry_##a##4, pythanc_rest_entry_##a##5, \
+  pythanc_rest_entry_##a##6, pythanc_rest_entry_##a##7
+#define PYTHANC_ROUTE_ENTRIES 64
+static const OrthancPluginRestCallback pythanc_rest_entries[PYTHANC_ROUTE_ENTRIES] = {
+  PYTHANC_ENTRIES(0), PYTHANC_ENTRIES(1), PYTHANC_ENTRIES(2), PYTHANC_ENTRIES(3),
+  PYTHANC_ENTRIES(4), PYTHANC_ENTRIES(5), PYTHANC_ENTRIES(6), PYTHANC_ENTRIES(7)
+};
+
+/* Called by Python (pythanc/_callbacks.py) to register route number `route`. */
+static OrthancPluginRestCallback pythanc_rest_entry_for(int32_t route)
+{
+  if (route >= 0 && route < PYTHANC_ROUTE_ENTRIES)
+    return pythanc_rest_entries[route];
+  return pythanc_rest_entry;
 }
 
 __attribute__((visibility("default")))
