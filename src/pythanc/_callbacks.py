@@ -8,6 +8,7 @@ Several registrations of one kind are allowed; they are called in registration o
 """
 
 import collections
+import functools
 import re
 import threading
 
@@ -32,6 +33,22 @@ def _log_exception(what):
 def _log_error(msg):
     from ._plugin import log_error
     log_error(msg)
+
+
+def _c_entry(what, error):
+    """Decorator of a C entry point (under ``@ffi.def_extern``): whatever the function raises is
+    logged with its traceback as an error of ``what`` (in Orthanc's log), and ``error`` is returned
+    to Orthanc, so that nothing escapes into C."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def entry(*args):
+            try:
+                return fn(*args)
+            except BaseException:
+                _log_exception(what)
+                return error
+        return entry
+    return decorate
 
 
 def _api():

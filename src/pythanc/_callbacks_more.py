@@ -4,7 +4,8 @@ Same pattern as ``_callbacks.py``: each ``orthanc.Register*`` function stores th
 in the registry ``X`` (forgotten at each plugin initialisation and at finalisation) and, the first
 time a kind is registered in this Orthanc run, registers one C entry point with the SDK (the table
 ``_SDK``).  Each C entry point is an ``@ffi.def_extern`` named ``pythanc_<SDK callback type>``; it
-catches everything, logs the traceback and answers the SDK's error for that callback.
+catches everything, logs the traceback and answers the SDK's error for that callback (most through
+the decorator ``_c_entry``).
 
 How several registrations of one kind combine:
 
@@ -52,6 +53,7 @@ JOB_SUCCESS, JOB_FAILURE, JOB_CONTINUE = 1, 2, 3            # OrthancPluginJobSt
 LEVELS = {0: "PATIENT", 1: "STUDY", 2: "SERIES", 3: "INSTANCE"}   # OrthancPluginResourceType (NONE -> '')
 
 _log_exception = cb._log_exception
+_c_entry = cb._c_entry
 _log_error = cb._log_error
 _check_callable = cb._check_callable
 
@@ -191,32 +193,29 @@ def RegisterIncomingHttpRequestFilter(callback):
 
 
 @ffi.def_extern(error=-1)
+@_c_entry("Python incoming-http-request filter", -1)
 def pythanc_OrthancPluginIncomingHttpRequestFilter2(method, uri, ip, headers_count, headers_keys, headers_values,
                                                      get_count, get_keys, get_values):
-    try:
-        filters = list(X.http_filters)
-        if not filters:
-            return 1
-        u = text(uri)
-        method = int(method)
-        address = text(ip)
-        headers = cb._string_dict(headers_count, headers_keys, headers_values)
-        get = cb._string_dict(get_count, get_keys, get_values) if method == 1 else None
-        for f in filters:
-            kw = {"method": method, "ip": address, "headers": dict(headers)}
-            if get is not None:
-                kw["get"] = dict(get)
-            allowed = f(u, **kw)
-            if type(allowed) is not bool:
-                _log_error("The Python incoming-http-request filter has not returned a Boolean (it returned %s)"
-                           % type(allowed).__name__)
-                return -1
-            if not allowed:
-                return 0
+    filters = list(X.http_filters)
+    if not filters:
         return 1
-    except BaseException:
-        _log_exception("Python incoming-http-request filter")
-        return -1
+    u = text(uri)
+    method = int(method)
+    address = text(ip)
+    headers = cb._string_dict(headers_count, headers_keys, headers_values)
+    get = cb._string_dict(get_count, get_keys, get_values) if method == 1 else None
+    for f in filters:
+        kw = {"method": method, "ip": address, "headers": dict(headers)}
+        if get is not None:
+            kw["get"] = dict(get)
+        allowed = f(u, **kw)
+        if type(allowed) is not bool:
+            _log_error("The Python incoming-http-request filter has not returned a Boolean (it returned %s)"
+                       % type(allowed).__name__)
+            return -1
+        if not allowed:
+            return 0
+    return 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,36 +251,33 @@ def _received_result(r):
 
 
 @ffi.def_extern(error=KEEP_AS_IS)
+@_c_entry("Python received-instance callback", KEEP_AS_IS)
 def pythanc_OrthancPluginReceivedInstanceCallback(target, buffer, size, origin):
-    try:
-        callbacks = list(X.received)
-        if not callbacks:
-            return KEEP_AS_IS
-        current = data(buffer, size)
-        origin = int(origin)
-        modified = False
-        for f in callbacks:
-            try:
-                r = f(current, origin)
-            except BaseException:
-                _log_exception("Python received-instance callback")
-                continue
-            result = _received_result(r)
-            if result is None:
-                continue
-            action, payload = result
-            if action == DISCARD:
-                return DISCARD
-            if action == MODIFY:
-                current = bytes(payload)
-                modified = True
-        if modified:
-            buffer_into(target, current, "modified DICOM", is64=True)
-            return MODIFY
+    callbacks = list(X.received)
+    if not callbacks:
         return KEEP_AS_IS
-    except BaseException:
-        _log_exception("Python received-instance callback")
-        return KEEP_AS_IS
+    current = data(buffer, size)
+    origin = int(origin)
+    modified = False
+    for f in callbacks:
+        try:
+            r = f(current, origin)
+        except BaseException:
+            _log_exception("Python received-instance callback")
+            continue
+        result = _received_result(r)
+        if result is None:
+            continue
+        action, payload = result
+        if action == DISCARD:
+            return DISCARD
+        if action == MODIFY:
+            current = bytes(payload)
+            modified = True
+    if modified:
+        buffer_into(target, current, "modified DICOM", is64=True)
+        return MODIFY
+    return KEEP_AS_IS
 
 
 def RegisterIncomingCStoreInstanceFilter(callback):
@@ -295,24 +291,21 @@ def RegisterIncomingCStoreInstanceFilter(callback):
 
 
 @ffi.def_extern(error=-1)
+@_c_entry("Python incoming C-STORE filter", -1)
 def pythanc_OrthancPluginIncomingCStoreInstanceFilter(dimse_status, instance):
-    try:
-        filters = list(X.cstore_filters)
-        with Borrowed(cb.DicomInstance, instance) as dicom:
-            for f in filters:
-                r = f(dicom)
-                if not isinstance(r, int) or isinstance(r, bool) or not 0 <= r <= 0xFFFF:
-                    _log_error("The Python incoming C-STORE filter has not returned an integer between 0 and "
-                               "0xFFFF (0 to store, else the DIMSE status of the rejection); it returned %r"
-                               % (r if isinstance(r, int) else type(r).__name__,))
-                    return -1
-                if r != 0:
-                    dimse_status[0] = int(r)
-                    return 0
-        return 1
-    except BaseException:
-        _log_exception("Python incoming C-STORE filter")
-        return -1
+    filters = list(X.cstore_filters)
+    with Borrowed(cb.DicomInstance, instance) as dicom:
+        for f in filters:
+            r = f(dicom)
+            if not isinstance(r, int) or isinstance(r, bool) or not 0 <= r <= 0xFFFF:
+                _log_error("The Python incoming C-STORE filter has not returned an integer between 0 and "
+                           "0xFFFF (0 to store, else the DIMSE status of the rejection); it returned %r"
+                           % (r if isinstance(r, int) else type(r).__name__,))
+                return -1
+            if r != 0:
+                dimse_status[0] = int(r)
+                return 0
+    return 1
 
 
 def RegisterIncomingDicomInstanceFilter(callback):
@@ -326,23 +319,20 @@ def RegisterIncomingDicomInstanceFilter(callback):
 
 
 @ffi.def_extern(error=-1)
+@_c_entry("Python incoming DICOM instance filter", -1)
 def pythanc_OrthancPluginIncomingDicomInstanceFilter(instance):
-    try:
-        filters = list(X.dicom_filters)
-        with Borrowed(cb.DicomInstance, instance) as dicom:
-            for f in filters:
-                r = f(dicom)
-                if not isinstance(r, int) or r not in (0, 1):
-                    _log_error("The Python incoming DICOM instance filter has not returned a Boolean "
-                               "(True/1 to accept, False/0 to discard); it returned %r"
-                               % (r if isinstance(r, int) else type(r).__name__,))
-                    return -1
-                if not r:
-                    return 0
-        return 1
-    except BaseException:
-        _log_exception("Python incoming DICOM instance filter")
-        return -1
+    filters = list(X.dicom_filters)
+    with Borrowed(cb.DicomInstance, instance) as dicom:
+        for f in filters:
+            r = f(dicom)
+            if not isinstance(r, int) or r not in (0, 1):
+                _log_error("The Python incoming DICOM instance filter has not returned a Boolean "
+                           "(True/1 to accept, False/0 to discard); it returned %r"
+                           % (r if isinstance(r, int) else type(r).__name__,))
+                return -1
+            if not r:
+                return 0
+    return 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,28 +421,25 @@ def RegisterMoveCallback2(create, get_move_size, apply_move, free_move):
 
 
 @ffi.def_extern()
+@_c_entry("Python C-MOVE SCP callback", NULL)
 def pythanc_OrthancPluginMoveCallback(resource_type, patient_id, accession_number, study_uid, series_uid,
                                       sop_uid, originator_aet, source_aet, target_aet, originator_id):
-    try:
-        handler = X.move
-        if handler is None:
-            return NULL
-        kw = {"Level": LEVELS.get(int(resource_type), ""),
-              "PatientID": text(patient_id), "AccessionNumber": text(accession_number),
-              "StudyInstanceUID": text(study_uid), "SeriesInstanceUID": text(series_uid),
-              "SOPInstanceUID": text(sop_uid), "OriginatorAET": text(originator_aet),
-              "SourceAET": text(source_aet), "TargetAET": text(target_aet),
-              "OriginatorID": int(originator_id)}
-        if "v1" in handler:
-            driver = kw
-        else:
-            driver = handler["create"](**kw)
-        h = _new_handle()
-        X.moves[h] = [handler, driver, False]
-        return handle_pointer(h)
-    except BaseException:
-        _log_exception("Python C-MOVE SCP callback")
+    handler = X.move
+    if handler is None:
         return NULL
+    kw = {"Level": LEVELS.get(int(resource_type), ""),
+          "PatientID": text(patient_id), "AccessionNumber": text(accession_number),
+          "StudyInstanceUID": text(study_uid), "SeriesInstanceUID": text(series_uid),
+          "SOPInstanceUID": text(sop_uid), "OriginatorAET": text(originator_aet),
+          "SourceAET": text(source_aet), "TargetAET": text(target_aet),
+          "OriginatorID": int(originator_id)}
+    if "v1" in handler:
+        driver = kw
+    else:
+        driver = handler["create"](**kw)
+    h = _new_handle()
+    X.moves[h] = [handler, driver, False]
+    return handle_pointer(h)
 
 
 @ffi.def_extern(error=1)
@@ -480,22 +467,19 @@ def pythanc_OrthancPluginGetMoveSize(move_driver):
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python C-MOVE SCP callback", ERR_PLUGIN)
 def pythanc_OrthancPluginApplyMove(move_driver):
-    try:
-        entry = X.moves.get(pointer_handle(move_driver))
-        if entry is None:
-            return ERR_BAD_SEQUENCE_OF_CALLS
-        handler, driver, failed = entry
-        if failed:
-            return ERR_PLUGIN
-        if "v1" in handler:
-            handler["v1"](**driver)
-        else:
-            handler["apply"](driver)
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python C-MOVE SCP callback")
+    entry = X.moves.get(pointer_handle(move_driver))
+    if entry is None:
+        return ERR_BAD_SEQUENCE_OF_CALLS
+    handler, driver, failed = entry
+    if failed:
         return ERR_PLUGIN
+    if "v1" in handler:
+        handler["v1"](**driver)
+    else:
+        handler["apply"](driver)
+    return ERR_SUCCESS
 
 
 @ffi.def_extern()
@@ -562,55 +546,43 @@ def _storage(what):
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python storage area create callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageCreate(uuid, content, size, content_type):
-    try:
-        _storage("create")(text(uuid), int(content_type), data(content, size))
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python storage area create callback")
-        return ERR_PLUGIN
+    _storage("create")(text(uuid), int(content_type), data(content, size))
+    return ERR_SUCCESS
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python storage area read callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageReadWhole(target, uuid, content_type):
-    try:
-        r = _storage("read")(text(uuid), int(content_type))
-        if not _is_bytes(r):
-            _log_error("The Python storage area read callback has not returned bytes as expected (it returned %s)"
-                       % type(r).__name__)
-            return ERR_PLUGIN
-        buffer_into(target, r, "content", is64=True)
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python storage area read callback")
+    r = _storage("read")(text(uuid), int(content_type))
+    if not _is_bytes(r):
+        _log_error("The Python storage area read callback has not returned bytes as expected (it returned %s)"
+                   % type(r).__name__)
         return ERR_PLUGIN
+    buffer_into(target, r, "content", is64=True)
+    return ERR_SUCCESS
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python storage area read_range callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageReadRange(target, uuid, content_type, range_start):
-    try:
-        size = int(target.size)
-        r = _storage("range")(text(uuid), int(content_type), int(range_start), size)
-        if not _is_bytes(r) or len(r) != size:
-            _log_error("The Python storage area read_range callback has not returned %d bytes as expected "
-                       "(it returned %s)" % (size, ("%d bytes" % len(r)) if _is_bytes(r) else type(r).__name__))
-            return ERR_PLUGIN
-        if size:
-            ffi.memmove(target.data, r, size)
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python storage area read_range callback")
+    size = int(target.size)
+    r = _storage("range")(text(uuid), int(content_type), int(range_start), size)
+    if not _is_bytes(r) or len(r) != size:
+        _log_error("The Python storage area read_range callback has not returned %d bytes as expected "
+                   "(it returned %s)" % (size, ("%d bytes" % len(r)) if _is_bytes(r) else type(r).__name__))
         return ERR_PLUGIN
+    if size:
+        ffi.memmove(target.data, r, size)
+    return ERR_SUCCESS
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python storage area remove callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageRemove(uuid, content_type):
-    try:
-        _storage("remove")(text(uuid), int(content_type))
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python storage area remove callback")
-        return ERR_PLUGIN
+    _storage("remove")(text(uuid), int(content_type))
+    return ERR_SUCCESS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -652,20 +624,17 @@ def RegisterStorageCommitmentScpCallback(scp, lookup):
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python storage commitment SCP callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageCommitmentFactory(handler, job_id, transaction_uid, sop_class_uids,
                                                   sop_instance_uids, count, remote_aet, called_aet):
-    try:
-        handler[0] = NULL
-        scp = X.commitment[0]
-        obj = scp(text(job_id), text(transaction_uid), text_array(sop_class_uids, count),
-                  text_array(sop_instance_uids, count), text(remote_aet), text(called_aet))
-        h = _new_handle()
-        X.commitment_handlers[h] = obj
-        handler[0] = handle_pointer(h)
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python storage commitment SCP callback")
-        return ERR_PLUGIN
+    handler[0] = NULL
+    scp = X.commitment[0]
+    obj = scp(text(job_id), text(transaction_uid), text_array(sop_class_uids, count),
+              text_array(sop_instance_uids, count), text(remote_aet), text(called_aet))
+    h = _new_handle()
+    X.commitment_handlers[h] = obj
+    handler[0] = handle_pointer(h)
+    return ERR_SUCCESS
 
 
 @ffi.def_extern()
@@ -678,23 +647,20 @@ def pythanc_OrthancPluginStorageCommitmentDestructor(handler):
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python storage commitment lookup callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageCommitmentLookup(target, handler, sop_class_uid, sop_instance_uid):
-    try:
-        h = pointer_handle(handler)
-        if h not in X.commitment_handlers or X.commitment is None:
-            _log_error("Storage commitment lookup for an unknown handler")
-            return ERR_BAD_SEQUENCE_OF_CALLS
-        r = X.commitment[1](text(sop_class_uid), text(sop_instance_uid), X.commitment_handlers[h])
-        if not isinstance(r, int) or isinstance(r, bool) or not 0 <= r <= 0xFFFF:
-            _log_error("The Python storage commitment lookup callback has not returned an int "
-                       "(orthanc.StorageCommitmentFailureReason); it returned %r"
-                       % (r if isinstance(r, int) else type(r).__name__,))
-            return ERR_PLUGIN
-        target[0] = int(r)
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python storage commitment lookup callback")
+    h = pointer_handle(handler)
+    if h not in X.commitment_handlers or X.commitment is None:
+        _log_error("Storage commitment lookup for an unknown handler")
+        return ERR_BAD_SEQUENCE_OF_CALLS
+    r = X.commitment[1](text(sop_class_uid), text(sop_instance_uid), X.commitment_handlers[h])
+    if not isinstance(r, int) or isinstance(r, bool) or not 0 <= r <= 0xFFFF:
+        _log_error("The Python storage commitment lookup callback has not returned an int "
+                   "(orthanc.StorageCommitmentFailureReason); it returned %r"
+                   % (r if isinstance(r, int) else type(r).__name__,))
         return ERR_PLUGIN
+    target[0] = int(r)
+    return ERR_SUCCESS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -713,28 +679,25 @@ def RegisterDecodeImageCallback(callback):
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python image decoder callback", ERR_PLUGIN)
 def pythanc_OrthancPluginDecodeImageCallback(target, dicom, size, frame):
-    try:
-        target[0] = NULL
-        decoders = list(X.decoders)
-        if not decoders:
-            return ERR_NOT_IMPLEMENTED
-        buf = data(dicom, size)
-        failed = False
-        for f in decoders:
-            try:
-                image = f(buf, int(frame))
-                if image is None:
-                    continue
-                target[0] = release_ownership(image, cb.Image, "the result of the image decoder")
-                return ERR_SUCCESS
-            except BaseException:
-                _log_exception("Python image decoder callback")
-                failed = True
-        return ERR_PLUGIN if failed else ERR_NOT_IMPLEMENTED
-    except BaseException:
-        _log_exception("Python image decoder callback")
-        return ERR_PLUGIN
+    target[0] = NULL
+    decoders = list(X.decoders)
+    if not decoders:
+        return ERR_NOT_IMPLEMENTED
+    buf = data(dicom, size)
+    failed = False
+    for f in decoders:
+        try:
+            image = f(buf, int(frame))
+            if image is None:
+                continue
+            target[0] = release_ownership(image, cb.Image, "the result of the image decoder")
+            return ERR_SUCCESS
+        except BaseException:
+            _log_exception("Python image decoder callback")
+            failed = True
+    return ERR_PLUGIN if failed else ERR_NOT_IMPLEMENTED
 
 
 def RegisterTranscoderCallback(callback):
@@ -748,33 +711,30 @@ def RegisterTranscoderCallback(callback):
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python transcoder callback", ERR_PLUGIN)
 def pythanc_OrthancPluginTranscoderCallback(target, buffer, size, allowed, count, allow_new_uid):
-    try:
-        transcoders = list(X.transcoders)
-        if not transcoders:
-            return ERR_NOT_IMPLEMENTED
-        buf = data(buffer, size)
-        syntaxes = text_array(allowed, count)
-        failed = False
-        for f in transcoders:
-            try:
-                r = f(buf, list(syntaxes), bool(allow_new_uid))
-                if r is None:
-                    continue
-                if not _is_bytes(r):
-                    _log_error("The Python transcoder callback has not returned bytes or None (it returned %s)"
-                               % type(r).__name__)
-                    failed = True
-                    continue
-                buffer_into(target, r, "transcoded DICOM")
-                return ERR_SUCCESS
-            except BaseException:
-                _log_exception("Python transcoder callback")
+    transcoders = list(X.transcoders)
+    if not transcoders:
+        return ERR_NOT_IMPLEMENTED
+    buf = data(buffer, size)
+    syntaxes = text_array(allowed, count)
+    failed = False
+    for f in transcoders:
+        try:
+            r = f(buf, list(syntaxes), bool(allow_new_uid))
+            if r is None:
+                continue
+            if not _is_bytes(r):
+                _log_error("The Python transcoder callback has not returned bytes or None (it returned %s)"
+                           % type(r).__name__)
                 failed = True
-        return ERR_PLUGIN if failed else ERR_NOT_IMPLEMENTED
-    except BaseException:
-        _log_exception("Python transcoder callback")
-        return ERR_PLUGIN
+                continue
+            buffer_into(target, r, "transcoded DICOM")
+            return ERR_SUCCESS
+        except BaseException:
+            _log_exception("Python transcoder callback")
+            failed = True
+    return ERR_PLUGIN if failed else ERR_NOT_IMPLEMENTED
 
 
 # ---------------------------------------------------------------------------------------------
@@ -846,27 +806,24 @@ def _chunked_get_delete(output, url, request):
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python chunked REST factory", ERR_PLUGIN)
 def pythanc_OrthancPluginServerChunkedRequestReaderFactory(reader, url, request):
-    try:
-        reader[0] = NULL
-        uri = text(url)
-        method = int(request.method)
-        fn = _chunked_route(uri, "post" if method == 2 else "put")
-        if fn is None:
-            return ERR_UNKNOWN_RESOURCE
-        obj = fn(uri, **_request_kw(method, request, False))
-        for m in ("add_chunk", "execute"):
-            if not callable(getattr(obj, m, None)):
-                _log_error("The Python chunked REST factory for %s has not returned a reader: %s has no %s() method"
-                           % (uri, type(obj).__name__, m))
-                return ERR_PLUGIN
-        h = _new_handle()
-        X.readers[h] = [obj, False]   # [reader, failed]
-        reader[0] = handle_pointer(h, "OrthancPluginServerChunkedRequestReader *")
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python chunked REST factory")
-        return ERR_PLUGIN
+    reader[0] = NULL
+    uri = text(url)
+    method = int(request.method)
+    fn = _chunked_route(uri, "post" if method == 2 else "put")
+    if fn is None:
+        return ERR_UNKNOWN_RESOURCE
+    obj = fn(uri, **_request_kw(method, request, False))
+    for m in ("add_chunk", "execute"):
+        if not callable(getattr(obj, m, None)):
+            _log_error("The Python chunked REST factory for %s has not returned a reader: %s has no %s() method"
+                       % (uri, type(obj).__name__, m))
+            return ERR_PLUGIN
+    h = _new_handle()
+    X.readers[h] = [obj, False]   # [reader, failed]
+    reader[0] = handle_pointer(h, "OrthancPluginServerChunkedRequestReader *")
+    return ERR_SUCCESS
 
 
 def _reader(p):
@@ -893,17 +850,14 @@ def pythanc_OrthancPluginServerChunkedRequestReaderAddChunk(reader, chunk, size)
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python chunked REST reader (execute)", ERR_PLUGIN)
 def pythanc_OrthancPluginServerChunkedRequestReaderExecute(reader, output):
-    try:
-        obj, failed = _reader(reader)
-        if failed:
-            return ERR_PLUGIN
-        with Borrowed(cb.RestOutput, output) as out:
-            obj.execute(out)
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python chunked REST reader (execute)")
+    obj, failed = _reader(reader)
+    if failed:
         return ERR_PLUGIN
+    with Borrowed(cb.RestOutput, output) as out:
+        obj.execute(out)
+    return ERR_SUCCESS
 
 
 @ffi.def_extern()
@@ -1008,64 +962,55 @@ def pythanc_OrthancPluginWebDavIsExistingFolderCallback(is_existing, path_size, 
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python WebDAV list_folder callback", ERR_PLUGIN)
 def pythanc_OrthancPluginWebDavListFolderCallback(is_existing, collection, add_file, add_folder, path_size,
                                                   path_items, payload):
-    try:
-        c = _dav(payload)
-        r = c.list_folder(text_array(path_items, path_size))
-        if r is None:
-            out_bool(is_existing, False)
-            return ERR_SUCCESS
-        if not isinstance(r, (tuple, list)) or len(r) != 2:
-            raise TypeError("The Python WebDAV list_folder callback must return (folders, files) or None, not %r"
-                            % type(r).__name__)
-        folders, files = r
-        for item in folders:
-            name, date = (item, None) if isinstance(item, str) else tuple(item)
-            _check(add_folder(collection, _str(name, "folder name"), _dav_date(date)))
-        for item in files:
-            item = tuple(item) + (None,) * (4 - len(item))
-            name, size, mime, date = item[:4]
-            _check(add_file(collection, _str(name, "file name"), _convert._int(size, "file size", 0, 2**64 - 1),
-                            _str(mime or "", "mime"), _dav_date(date)))
-        out_bool(is_existing, True)
+    c = _dav(payload)
+    r = c.list_folder(text_array(path_items, path_size))
+    if r is None:
+        out_bool(is_existing, False)
         return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python WebDAV list_folder callback")
-        return ERR_PLUGIN
+    if not isinstance(r, (tuple, list)) or len(r) != 2:
+        raise TypeError("The Python WebDAV list_folder callback must return (folders, files) or None, not %r"
+                        % type(r).__name__)
+    folders, files = r
+    for item in folders:
+        name, date = (item, None) if isinstance(item, str) else tuple(item)
+        _check(add_folder(collection, _str(name, "folder name"), _dav_date(date)))
+    for item in files:
+        item = tuple(item) + (None,) * (4 - len(item))
+        name, size, mime, date = item[:4]
+        _check(add_file(collection, _str(name, "file name"), _convert._int(size, "file size", 0, 2**64 - 1),
+                        _str(mime or "", "mime"), _dav_date(date)))
+    out_bool(is_existing, True)
+    return ERR_SUCCESS
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python WebDAV retrieve_file callback", ERR_PLUGIN)
 def pythanc_OrthancPluginWebDavRetrieveFileCallback(collection, retrieve, path_size, path_items, payload):
-    try:
-        c = _dav(payload)
-        r = c.retrieve_file(text_array(path_items, path_size))
-        if r is None:
-            return ERR_UNKNOWN_RESOURCE
-        if _is_bytes(r):
-            r = (r,)
-        if not isinstance(r, (tuple, list)) or not 1 <= len(r) <= 3 or not _is_bytes(r[0]):
-            raise TypeError("The Python WebDAV retrieve_file callback must return (bytes, mime, date) or None")
-        r = tuple(r) + (None,) * (3 - len(r))
-        content, mime, date = r
-        p, n = _convert._buf64(content, "data")
-        _check(retrieve(collection, p, n, _str(mime or "", "mime"), _dav_date(date)))
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python WebDAV retrieve_file callback")
-        return ERR_PLUGIN
+    c = _dav(payload)
+    r = c.retrieve_file(text_array(path_items, path_size))
+    if r is None:
+        return ERR_UNKNOWN_RESOURCE
+    if _is_bytes(r):
+        r = (r,)
+    if not isinstance(r, (tuple, list)) or not 1 <= len(r) <= 3 or not _is_bytes(r[0]):
+        raise TypeError("The Python WebDAV retrieve_file callback must return (bytes, mime, date) or None")
+    r = tuple(r) + (None,) * (3 - len(r))
+    content, mime, date = r
+    p, n = _convert._buf64(content, "data")
+    _check(retrieve(collection, p, n, _str(mime or "", "mime"), _dav_date(date)))
+    return ERR_SUCCESS
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python WebDAV store_file callback", ERR_PLUGIN)
 def pythanc_OrthancPluginWebDavStoreFileCallback(is_read_only, path_size, path_items, content, size, payload):
-    try:
-        c = _dav(payload)
-        done = _dav_bool(c.store_file(text_array(path_items, path_size), data(content, size)), "store_file")
-        out_bool(is_read_only, done)
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python WebDAV store_file callback")
-        return ERR_PLUGIN
+    c = _dav(payload)
+    done = _dav_bool(c.store_file(text_array(path_items, path_size), data(content, size)), "store_file")
+    out_bool(is_read_only, done)
+    return ERR_SUCCESS
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
@@ -1166,20 +1111,17 @@ def pythanc_OrthancPluginJobFinalize(job):
 
 
 @ffi.def_extern(error=0.0)
+@_c_entry("Python job progress callback", 0.0)
 def pythanc_OrthancPluginJobGetProgress(job):
-    try:
-        state = _job(job)
-        if state.progress is None:
-            return 0.0
-        r = state.progress()
-        if isinstance(r, bool) or not isinstance(r, (int, float)):
-            _log_error("The Python job progress callback has not returned a float (it returned %s)"
-                       % type(r).__name__)
-            return 0.0
-        return min(1.0, max(0.0, float(r)))
-    except BaseException:
-        _log_exception("Python job progress callback")
+    state = _job(job)
+    if state.progress is None:
         return 0.0
+    r = state.progress()
+    if isinstance(r, bool) or not isinstance(r, (int, float)):
+        _log_error("The Python job progress callback has not returned a float (it returned %s)"
+                   % type(r).__name__)
+        return 0.0
+    return min(1.0, max(0.0, float(r)))
 
 
 @ffi.def_extern()
@@ -1197,58 +1139,46 @@ def pythanc_OrthancPluginJobGetContent(job):
 
 
 @ffi.def_extern()
+@_c_entry("Python job serialized callback", NULL)
 def pythanc_OrthancPluginJobGetSerialized(job):
-    try:
-        state = _job(job)
-        if state.serialized is None:
-            return NULL
-        value = state.serialized()
-        if value is None:
-            return NULL
-        return state.keep(_json_text(value, "serialized"))
-    except BaseException:
-        _log_exception("Python job serialized callback")
+    state = _job(job)
+    if state.serialized is None:
         return NULL
+    value = state.serialized()
+    if value is None:
+        return NULL
+    return state.keep(_json_text(value, "serialized"))
 
 
 @ffi.def_extern(error=JOB_FAILURE)
+@_c_entry("Python job step callback", JOB_FAILURE)
 def pythanc_OrthancPluginJobStep(job):
-    try:
-        state = _job(job)
-        r = state.step()
-        if isinstance(r, bool) or not isinstance(r, int) or r not in (JOB_SUCCESS, JOB_FAILURE, JOB_CONTINUE):
-            _log_error("The Python job step callback (job type %s) has not returned an orthanc.JobStepStatus "
-                       "(SUCCESS, FAILURE or CONTINUE); it returned %r: the job fails"
-                       % (state.job_type, r if isinstance(r, int) else type(r).__name__))
-            return JOB_FAILURE
-        return int(r)
-    except BaseException:
-        _log_exception("Python job step callback")
+    state = _job(job)
+    r = state.step()
+    if isinstance(r, bool) or not isinstance(r, int) or r not in (JOB_SUCCESS, JOB_FAILURE, JOB_CONTINUE):
+        _log_error("The Python job step callback (job type %s) has not returned an orthanc.JobStepStatus "
+                   "(SUCCESS, FAILURE or CONTINUE); it returned %r: the job fails"
+                   % (state.job_type, r if isinstance(r, int) else type(r).__name__))
         return JOB_FAILURE
+    return int(r)
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python job stop callback", ERR_PLUGIN)
 def pythanc_OrthancPluginJobStop(job, reason):
-    try:
-        state = _job(job)
-        if state.stop is not None:
-            state.stop(int(reason))
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python job stop callback")
-        return ERR_PLUGIN
+    state = _job(job)
+    if state.stop is not None:
+        state.stop(int(reason))
+    return ERR_SUCCESS
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
+@_c_entry("Python job reset callback", ERR_PLUGIN)
 def pythanc_OrthancPluginJobReset(job):
-    try:
-        state = _job(job)
-        if state.reset is not None:
-            state.reset()
-        return ERR_SUCCESS
-    except BaseException:
-        _log_exception("Python job reset callback")
-        return ERR_PLUGIN
+    state = _job(job)
+    if state.reset is not None:
+        state.reset()
+    return ERR_SUCCESS
 
 
 def RegisterJobsUnserializer(callback):
@@ -1262,21 +1192,18 @@ def RegisterJobsUnserializer(callback):
 
 
 @ffi.def_extern()
+@_c_entry("Python jobs unserializer", NULL)
 def pythanc_OrthancPluginJobsUnserializer(job_type, serialized):
-    try:
-        t, s = text(job_type), text(serialized)
-        for f in list(X.unserializers):
-            try:
-                job = f(t, s)
-                if job is None:
-                    continue
-                return release_ownership(job, cb.Job, "the result of the jobs unserializer")
-            except BaseException:
-                _log_exception("Python jobs unserializer")
-        return NULL
-    except BaseException:
-        _log_exception("Python jobs unserializer")
-        return NULL
+    t, s = text(job_type), text(serialized)
+    for f in list(X.unserializers):
+        try:
+            job = f(t, s)
+            if job is None:
+                continue
+            return release_ownership(job, cb.Job, "the result of the jobs unserializer")
+        except BaseException:
+            _log_exception("Python jobs unserializer")
+    return NULL
 
 
 # ---------------------------------------------------------------------------------------------
