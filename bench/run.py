@@ -394,6 +394,14 @@ def start_server(plugin_path, workroot, label):
     return OrthancServer(script=SCRIPT, plugin=plugin_path, config=dict(ORTHANC_CONFIG), workdir=workdir)
 
 
+def stop_server(server, rec):
+    """Stop an Orthanc run (by its PID) and keep the end of its log in the record."""
+    try:
+        server.stop()
+    finally:
+        rec["log_tail"] = server.log()[-2000:]
+
+
 def guarded(record, name, fn, *args):
     try:
         return fn(*args)
@@ -440,10 +448,7 @@ def run_main(plugin_name, plugin_path, mode, files, cpu_n, workroot):
         rec["rss_end_kb"] = vm_rss_kb(server.process.pid)
         rec["alive_at_end"] = server.alive()
     finally:
-        try:
-            server.stop()
-        finally:
-            rec["log_tail"] = server.log()[-2000:]
+        stop_server(server, rec)
     return rec
 
 
@@ -455,10 +460,7 @@ def run_memory(plugin_name, plugin_path, mode, workroot):
         rec["scenarios"]["memory"] = guarded(rec, "memory", scenario_memory, server, mode)
         rec["alive_at_end"] = server.alive()
     finally:
-        try:
-            server.stop()
-        finally:
-            rec["log_tail"] = server.log()[-2000:]
+        stop_server(server, rec)
     return rec
 
 

@@ -22,26 +22,26 @@ from ._convert import STATE
 _orthanc_module = None
 
 
-def log_error(msg):
+def _log(level, msg, to_stderr):
+    """Write ``msg`` to Orthanc's log (``level``: ``Error``, ``Warning`` or ``Info``); outside an
+    initialised plugin, to stderr if ``to_stderr``."""
     c = STATE.ctx
     if c is not None:
-        lib.OrthancPluginLogError(c, msg.encode("utf-8", "replace").replace(b"\0", b"?"))
-    else:
+        getattr(lib, "OrthancPluginLog" + level)(c, msg.encode("utf-8", "replace").replace(b"\0", b"?"))
+    elif to_stderr:
         sys.stderr.write(msg + "\n")
+
+
+def log_error(msg):
+    _log("Error", msg, True)
 
 
 def log_warning(msg):
-    c = STATE.ctx
-    if c is not None:
-        lib.OrthancPluginLogWarning(c, msg.encode("utf-8", "replace").replace(b"\0", b"?"))
-    else:
-        sys.stderr.write(msg + "\n")
+    _log("Warning", msg, True)
 
 
 def log_info(msg):
-    c = STATE.ctx
-    if c is not None:
-        lib.OrthancPluginLogInfo(c, msg.encode("utf-8", "replace").replace(b"\0", b"?"))
+    _log("Info", msg, False)
 
 
 def log_exception(what):
