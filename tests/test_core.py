@@ -3,13 +3,14 @@ stored instances, errors, object lifetimes, GIL release and /tools/reset."""
 
 import http.server
 import os
+import re
 import subprocess
 import sys
 import threading
 
 import pytest
 
-from pythanc.testing import free_port
+from pythanc.testing import free_port, wait_until
 
 PYTHANC = os.path.join(os.path.dirname(sys.executable), "pythanc")
 
@@ -213,6 +214,40 @@ def test_python_verbose_logs_each_sdk_call(orthanc_server, write_script, verbose
             assert line in log
     else:
         assert "pythanc: calling" not in log
+
+
+IMPORT_TRACE_SCRIPT = r'''
+import orthanc
+import sys
+
+def OnRest(output, uri, **request):
+    import colorsys  # a module nothing else imports, imported while Orthanc serves
+    output.AnswerBuffer(str(sys.flags.verbose), "text/plain")
+
+orthanc.RegisterRestCallback("/flag", OnRest)
+'''
+
+
+@pytest.mark.parametrize("config, traced", [
+    ({"PythonVerbose": True}, True),
+    ({"Python": {"Verbose": True}}, True),
+    ({"PythonVerbose": False, "Python": {"Verbose": False}}, False),
+    # Options of the same names elsewhere in the configuration do not count.
+    ({"Other": {"PythonVerbose": True, "Python": {"Verbose": True}, "Verbose": True},
+      "Python": {"Other": {"Verbose": True}}}, False),
+    ({"Python": {"Note": "has \\\"quotes\\\" and {braces}, ", "Skip": [1, {"Verbose": True}],
+                 "Verbose": True}}, True),
+])
+def test_python_verbose_turns_on_the_import_trace(orthanc_server, write_script, config, traced):
+    # The official plugin sets Python's verbose flag: Python's own trace of imports on stderr.
+    server = orthanc_server(script=write_script(IMPORT_TRACE_SCRIPT), config=config)
+    assert server.get("/flag").text == ("1" if traced else "0")
+    line = re.compile(r"^import 'colorsys' # ", re.M)
+    if traced:
+        wait_until(lambda: line.search(server.log()), 30, "the import of colorsys in the log")
+        assert re.search(r"^import 'json' # ", server.log(), re.M)  # pythanc's own start-up is traced
+    else:
+        assert not re.search(r"^import '", server.log(), re.M)
 
 
 LIFETIME_SCRIPT = r'''

@@ -46,6 +46,112 @@ static void pythanc_constructor(void)
   }
 }
 
+/*
+ * PythonVerbose / Python.Verbose turn on Python's own verbose flag (its import trace on stderr),
+ * which only exists if it is set before Python starts, that is before pythanc can read the
+ * configuration in Python.  So C looks at these two options only, in the configuration JSON that
+ * Orthanc gives (well-formed: JsonCpp wrote it).  Only the JSON value `true` counts; Python
+ * checks the options' types again afterwards (pythanc/_plugin.py) and refuses wrong ones.
+ */
+static const char* pythanc_json_ws(const char* p)
+{
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+    p++;
+  return p;
+}
+
+/* p is on the opening quote; returns the character after the closing quote, or NULL. */
+static const char* pythanc_json_string_end(const char* p)
+{
+  for (p++; *p != '"'; p++)
+  {
+    if (*p == '\0')
+      return NULL;
+    if (*p == '\\' && *++p == '\0')
+      return NULL;
+  }
+  return p + 1;
+}
+
+/* Skips one value (a string, a number, a literal, or a whole object or array). */
+static const char* pythanc_json_skip(const char* p)
+{
+  int depth = 0;
+  do
+  {
+    p = pythanc_json_ws(p);
+    if (*p == '\0')
+      return NULL;
+    else if (*p == '"')
+    {
+      if ((p = pythanc_json_string_end(p)) == NULL)
+        return NULL;
+    }
+    else if (*p == '{' || *p == '[')
+      depth++, p++;
+    else if (*p == '}' || *p == ']')
+    {
+      if (--depth < 0)
+        return NULL;
+      p++;
+    }
+    else if (*p == ',' || *p == ':')
+      p++;
+    else
+      while (*p != '\0' && strchr(",:]} \t\r\n", *p) == NULL)
+        p++;
+  } while (depth > 0);
+  return p;
+}
+
+/* The value of member `key` of the object at p, or NULL (p NULL, not an object, no such key). */
+static const char* pythanc_json_member(const char* p, const char* key)
+{
+  size_t len = strlen(key);
+  if (p == NULL || *(p = pythanc_json_ws(p)) != '{')
+    return NULL;
+  p++;
+  for (;;)
+  {
+    const char* name;
+    const char* end;
+    p = pythanc_json_ws(p);
+    if (*p != '"' || (end = pythanc_json_string_end(p)) == NULL)
+      return NULL;
+    name = p + 1;
+    p = pythanc_json_ws(end);
+    if (*p != ':')
+      return NULL;
+    p = pythanc_json_ws(p + 1);
+    if ((size_t) (end - 1 - name) == len && memcmp(name, key, len) == 0)
+      return p;
+    if ((p = pythanc_json_skip(p)) == NULL)
+      return NULL;
+    p = pythanc_json_ws(p);
+    if (*p != ',')
+      return NULL;
+    p++;
+  }
+}
+
+static int pythanc_json_true(const char* p)
+{
+  return p != NULL && strncmp(p, "true", 4) == 0;
+}
+
+static int pythanc_verbose_configured(void)
+{
+  int verbose = 0;
+  char* json = OrthancPluginGetConfiguration(pythanc_context);
+  if (json != NULL)
+  {
+    verbose = pythanc_json_true(pythanc_json_member(json, "PythonVerbose")) ||
+      pythanc_json_true(pythanc_json_member(pythanc_json_member(json, "Python"), "Verbose"));
+    OrthancPluginFreeString(pythanc_context, json);
+  }
+  return verbose;
+}
+
 static int pythanc_start_python(void)
 {
   PyStatus status;
@@ -61,6 +167,7 @@ static int pythanc_start_python(void)
   config.install_signal_handlers = 0;
   config.buffered_stdio = 0;
   config.parse_argv = 0;
+  config.verbose = pythanc_verbose_configured();  /* Python's import trace, as the official plugin */
   status = PyConfig_SetBytesString(&config, &config.executable, exe);
   if (!PyStatus_Exception(status))
     status = PyConfig_SetBytesString(&config, &config.program_name, exe);
