@@ -36,9 +36,9 @@ def _log_error(msg):
 
 
 def _c_entry(what, error):
-    """Decorator of a C entry point (under ``@ffi.def_extern``): whatever the function raises is
-    logged with its traceback as an error of ``what`` (in Orthanc's log), and ``error`` is returned
-    to Orthanc, so that nothing escapes into C."""
+    """Decorator that makes ``fn`` the C entry point of its name (``@ffi.def_extern``): whatever it
+    raises is logged with its traceback as an error of ``what`` (in Orthanc's log), and ``error``
+    (a number, or ``NULL`` for a pointer) is returned to Orthanc, so that nothing escapes into C."""
     def decorate(fn):
         @functools.wraps(fn)
         def entry(*args):
@@ -47,7 +47,7 @@ def _c_entry(what, error):
             except BaseException:
                 _log_exception(what)
                 return error
-        return entry
+        return ffi.def_extern(error=error)(entry)   # cffi's error value, should even the logging fail
     return decorate
 
 

@@ -3,9 +3,9 @@
 Same pattern as ``_callbacks.py``: each ``orthanc.Register*`` function stores the user's callables
 in the registry ``X`` (forgotten at each plugin initialisation and at finalisation) and, the first
 time a kind is registered in this Orthanc run, registers one C entry point with the SDK (the table
-``_SDK``).  Each C entry point is an ``@ffi.def_extern`` named ``pythanc_<SDK callback type>``; it
-catches everything, logs the traceback and answers the SDK's error for that callback (most through
-the decorator ``_c_entry``).
+``_SDK``).  Each C entry point is a function named ``pythanc_<SDK callback type>``, made one by
+``@_c_entry`` (or, where its error handling is its own, ``@ffi.def_extern``); it catches everything,
+logs the traceback and answers the SDK's error for that callback.
 
 How several registrations of one kind combine:
 
@@ -192,7 +192,6 @@ def RegisterIncomingHttpRequestFilter(callback):
     _append("http_filters", callback, "Python incoming-http-request filter")
 
 
-@ffi.def_extern(error=-1)
 @_c_entry("Python incoming-http-request filter", -1)
 def pythanc_OrthancPluginIncomingHttpRequestFilter2(method, uri, ip, headers_count, headers_keys, headers_values,
                                                      get_count, get_keys, get_values):
@@ -250,7 +249,6 @@ def _received_result(r):
     return action, payload
 
 
-@ffi.def_extern(error=KEEP_AS_IS)
 @_c_entry("Python received-instance callback", KEEP_AS_IS)
 def pythanc_OrthancPluginReceivedInstanceCallback(target, buffer, size, origin):
     callbacks = list(X.received)
@@ -290,7 +288,6 @@ def RegisterIncomingCStoreInstanceFilter(callback):
     _append("cstore_filters", callback, "Python incoming C-STORE filter")
 
 
-@ffi.def_extern(error=-1)
 @_c_entry("Python incoming C-STORE filter", -1)
 def pythanc_OrthancPluginIncomingCStoreInstanceFilter(dimse_status, instance):
     filters = list(X.cstore_filters)
@@ -318,7 +315,6 @@ def RegisterIncomingDicomInstanceFilter(callback):
     _append("dicom_filters", callback, "Python incoming DICOM instance filter")
 
 
-@ffi.def_extern(error=-1)
 @_c_entry("Python incoming DICOM instance filter", -1)
 def pythanc_OrthancPluginIncomingDicomInstanceFilter(instance):
     filters = list(X.dicom_filters)
@@ -420,7 +416,6 @@ def RegisterMoveCallback2(create, get_move_size, apply_move, free_move):
               _MOVE_TWICE)
 
 
-@ffi.def_extern()
 @_c_entry("Python C-MOVE SCP callback", NULL)
 def pythanc_OrthancPluginMoveCallback(resource_type, patient_id, accession_number, study_uid, series_uid,
                                       sop_uid, originator_aet, source_aet, target_aet, originator_id):
@@ -466,7 +461,6 @@ def pythanc_OrthancPluginGetMoveSize(move_driver):
         return 1
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python C-MOVE SCP callback", ERR_PLUGIN)
 def pythanc_OrthancPluginApplyMove(move_driver):
     entry = X.moves.get(pointer_handle(move_driver))
@@ -545,14 +539,12 @@ def _storage(what):
     return s[what]
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python storage area create callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageCreate(uuid, content, size, content_type):
     _storage("create")(text(uuid), int(content_type), data(content, size))
     return ERR_SUCCESS
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python storage area read callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageReadWhole(target, uuid, content_type):
     r = _storage("read")(text(uuid), int(content_type))
@@ -564,7 +556,6 @@ def pythanc_OrthancPluginStorageReadWhole(target, uuid, content_type):
     return ERR_SUCCESS
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python storage area read_range callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageReadRange(target, uuid, content_type, range_start):
     size = int(target.size)
@@ -578,7 +569,6 @@ def pythanc_OrthancPluginStorageReadRange(target, uuid, content_type, range_star
     return ERR_SUCCESS
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python storage area remove callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageRemove(uuid, content_type):
     _storage("remove")(text(uuid), int(content_type))
@@ -623,7 +613,6 @@ def RegisterStorageCommitmentScpCallback(scp, lookup):
     _set_once("commitment", (scp, lookup), "Can only register once for storage commitment SCP")
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python storage commitment SCP callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageCommitmentFactory(handler, job_id, transaction_uid, sop_class_uids,
                                                   sop_instance_uids, count, remote_aet, called_aet):
@@ -646,7 +635,6 @@ def pythanc_OrthancPluginStorageCommitmentDestructor(handler):
         _log_exception("Python storage commitment SCP destructor")
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python storage commitment lookup callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageCommitmentLookup(target, handler, sop_class_uid, sop_instance_uid):
     h = pointer_handle(handler)
@@ -678,7 +666,6 @@ def RegisterDecodeImageCallback(callback):
     _append("decoders", callback, "Python image decoder callback")
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python image decoder callback", ERR_PLUGIN)
 def pythanc_OrthancPluginDecodeImageCallback(target, dicom, size, frame):
     target[0] = NULL
@@ -710,7 +697,6 @@ def RegisterTranscoderCallback(callback):
     _append("transcoders", callback, "Python transcoder callback")
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python transcoder callback", ERR_PLUGIN)
 def pythanc_OrthancPluginTranscoderCallback(target, buffer, size, allowed, count, allow_new_uid):
     transcoders = list(X.transcoders)
@@ -805,7 +791,6 @@ def _chunked_get_delete(output, url, request):
         return ERR_PLUGIN
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python chunked REST factory", ERR_PLUGIN)
 def pythanc_OrthancPluginServerChunkedRequestReaderFactory(reader, url, request):
     reader[0] = NULL
@@ -849,7 +834,6 @@ def pythanc_OrthancPluginServerChunkedRequestReaderAddChunk(reader, chunk, size)
         return ERR_PLUGIN
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python chunked REST reader (execute)", ERR_PLUGIN)
 def pythanc_OrthancPluginServerChunkedRequestReaderExecute(reader, output):
     obj, failed = _reader(reader)
@@ -961,7 +945,6 @@ def pythanc_OrthancPluginWebDavIsExistingFolderCallback(is_existing, path_size, 
     return _dav_answer_bool(is_existing, path_size, path_items, payload, "is_existing_folder")
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python WebDAV list_folder callback", ERR_PLUGIN)
 def pythanc_OrthancPluginWebDavListFolderCallback(is_existing, collection, add_file, add_folder, path_size,
                                                   path_items, payload):
@@ -986,7 +969,6 @@ def pythanc_OrthancPluginWebDavListFolderCallback(is_existing, collection, add_f
     return ERR_SUCCESS
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python WebDAV retrieve_file callback", ERR_PLUGIN)
 def pythanc_OrthancPluginWebDavRetrieveFileCallback(collection, retrieve, path_size, path_items, payload):
     c = _dav(payload)
@@ -1004,7 +986,6 @@ def pythanc_OrthancPluginWebDavRetrieveFileCallback(collection, retrieve, path_s
     return ERR_SUCCESS
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python WebDAV store_file callback", ERR_PLUGIN)
 def pythanc_OrthancPluginWebDavStoreFileCallback(is_read_only, path_size, path_items, content, size, payload):
     c = _dav(payload)
@@ -1110,7 +1091,6 @@ def pythanc_OrthancPluginJobFinalize(job):
         _log_exception("Python job finalize")
 
 
-@ffi.def_extern(error=0.0)
 @_c_entry("Python job progress callback", 0.0)
 def pythanc_OrthancPluginJobGetProgress(job):
     state = _job(job)
@@ -1138,7 +1118,6 @@ def pythanc_OrthancPluginJobGetContent(job):
             return NULL
 
 
-@ffi.def_extern()
 @_c_entry("Python job serialized callback", NULL)
 def pythanc_OrthancPluginJobGetSerialized(job):
     state = _job(job)
@@ -1150,7 +1129,6 @@ def pythanc_OrthancPluginJobGetSerialized(job):
     return state.keep(_json_text(value, "serialized"))
 
 
-@ffi.def_extern(error=JOB_FAILURE)
 @_c_entry("Python job step callback", JOB_FAILURE)
 def pythanc_OrthancPluginJobStep(job):
     state = _job(job)
@@ -1163,7 +1141,6 @@ def pythanc_OrthancPluginJobStep(job):
     return int(r)
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python job stop callback", ERR_PLUGIN)
 def pythanc_OrthancPluginJobStop(job, reason):
     state = _job(job)
@@ -1172,7 +1149,6 @@ def pythanc_OrthancPluginJobStop(job, reason):
     return ERR_SUCCESS
 
 
-@ffi.def_extern(error=ERR_PLUGIN)
 @_c_entry("Python job reset callback", ERR_PLUGIN)
 def pythanc_OrthancPluginJobReset(job):
     state = _job(job)
@@ -1191,7 +1167,6 @@ def RegisterJobsUnserializer(callback):
     _append("unserializers", callback, "Python jobs unserializer")
 
 
-@ffi.def_extern()
 @_c_entry("Python jobs unserializer", NULL)
 def pythanc_OrthancPluginJobsUnserializer(job_type, serialized):
     t, s = text(job_type), text(serialized)

@@ -5,6 +5,7 @@
 ``orthanc`` and imports the user's script.  Callbacks themselves live in ``pythanc/_callbacks.py``.
 """
 
+import functools
 import importlib.util
 import json
 import logging
@@ -22,26 +23,26 @@ from ._convert import STATE
 _orthanc_module = None
 
 
-def _log(level, msg, to_stderr):
-    """Write ``msg`` to Orthanc's log (``level``: ``Error``, ``Warning`` or ``Info``); outside an
-    initialised plugin, to stderr if ``to_stderr``."""
+def _log(sdk_log, msg, to_stderr):
+    """Write ``msg`` to Orthanc's log with ``sdk_log`` (``lib.OrthancPluginLogError``, ...); outside
+    an initialised plugin, to stderr if ``to_stderr``."""
     c = STATE.ctx
     if c is not None:
-        getattr(lib, "OrthancPluginLog" + level)(c, msg.encode("utf-8", "replace").replace(b"\0", b"?"))
+        sdk_log(c, msg.encode("utf-8", "replace").replace(b"\0", b"?"))
     elif to_stderr:
         sys.stderr.write(msg + "\n")
 
 
 def log_error(msg):
-    _log("Error", msg, True)
+    _log(lib.OrthancPluginLogError, msg, True)
 
 
 def log_warning(msg):
-    _log("Warning", msg, True)
+    _log(lib.OrthancPluginLogWarning, msg, True)
 
 
 def log_info(msg):
-    _log("Info", msg, False)
+    _log(lib.OrthancPluginLogInfo, msg, False)
 
 
 def log_exception(what):
@@ -180,13 +181,10 @@ def set_verbose(mod, on):
         return
 
     def wrap(fn, label):
+        @functools.wraps(fn)
         def verbose_call(*args, **kwargs):
             log_info("pythanc: calling %s()" % label)
             return fn(*args, **kwargs)
-        verbose_call.__name__ = fn.__name__
-        verbose_call.__qualname__ = getattr(fn, "__qualname__", fn.__name__)
-        verbose_call.__doc__ = fn.__doc__
-        verbose_call.__wrapped__ = fn
         return verbose_call
 
     for name, value in list(vars(mod).items()):
