@@ -485,10 +485,15 @@ def sanitize(label, args, poison):
             args[sizes[1]] %%= 64
     if label == "BufferCompression" and len(args) >= 3:
         src, unc = args[0], args[2]
-        if isinstance(unc, int) and unc and isinstance(src, (bytes, bytearray, memoryview, str)):
+        if isinstance(src, str):
+            try:   # as the plugin encodes a str buffer
+                src = src.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                return args   # the plugin refuses it (ValueError) before compressing anything
+        if isinstance(unc, int) and unc and isinstance(src, (bytes, bytearray, memoryview)):
             # the *WithSize formats start with the uncompressed size (uint64), gzip ends with it
             # (uint32): make the claimed size small, so that no call allocates gigabytes
-            b = bytearray(src.encode("utf-8", "surrogateescape") if isinstance(src, str) else bytes(src))
+            b = bytearray(src)
             if len(b) >= 8:
                 b[0:8] = (len(b) %% 4096).to_bytes(8, "little")
                 b[-4:] = (len(b) %% 4096).to_bytes(4, "little")
