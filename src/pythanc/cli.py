@@ -1,11 +1,17 @@
 """``pythanc`` command line: run, plugin-path, coverage."""
 
 import argparse
+import ast
+import glob
+import importlib.util
 import json
 import os
+import re
+import subprocess
 import sys
 
 from . import __version__, plugin_path
+from .testing import ORTHANC, make_config
 
 
 def cmd_plugin_path(args):
@@ -37,12 +43,6 @@ def cmd_coverage(args):
 
 def _doctor_checks(script=None, config_path=None):
     """Yield ``(ok: bool, message, fix)`` for each check of an installation."""
-    import ast
-    import glob
-    import importlib.util
-    import re
-    import subprocess
-    from .testing import ORTHANC
     here = os.path.dirname(os.path.abspath(__file__))
     # Orthanc
     version = None
@@ -137,7 +137,6 @@ def cmd_doctor(args):
 
 
 def cmd_run(args):
-    from .testing import ORTHANC, make_config
     storage = os.path.abspath(args.storage)
     os.makedirs(storage, exist_ok=True)
     extra = {}

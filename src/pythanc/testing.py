@@ -24,6 +24,8 @@ import subprocess
 import tempfile
 import time
 
+from . import plugin_path
+
 ORTHANC = os.environ.get("ORTHANC_BINARY") or shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 
 
@@ -48,7 +50,6 @@ def free_port():
 
 
 def make_config(storage, http_port, dicom_port, script=None, plugin=None, extra=None, aet="ORTHANC"):
-    from . import plugin_path
     config = {
         "Name": "pythanc",
         "StorageDirectory": storage,

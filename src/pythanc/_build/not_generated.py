@@ -2,8 +2,8 @@
 
 Every function of the SDK header is either generated from the code model, or
 listed here: ``HANDWRITTEN`` maps a C function to the Python name(s) that
-reach it (implemented by hand in ``pythanc/_handwritten.py`` or
-``pythanc/_callbacks.py``), ``INTERNAL`` lists the functions pythanc calls for
+reach it (implemented by hand in ``pythanc/sdk/handwritten.py`` or
+``pythanc/callbacks/``), ``INTERNAL`` lists the functions pythanc calls for
 the user (so they are reachable, but not by name), and ``NOT_APPLICABLE`` gives
 the reason why a function has no Python form.  ``pythanc coverage`` prints
 this table.
@@ -14,7 +14,7 @@ the plugin library gets a C entry point implemented in Python.
 
 # C function -> Python entry point(s) that call it.  "Class.Method" for methods.
 HANDWRITTEN = {
-    # callbacks (pythanc/_callbacks.py)
+    # callbacks (pythanc/callbacks/, one module per family)
     "OrthancPluginRegisterRestCallbackNoLock": ["RegisterRestCallback"],
     "OrthancPluginRegisterOnChangeCallback": ["RegisterOnChangeCallback"],
     "OrthancPluginRegisterOnStoredInstanceCallback": ["RegisterOnStoredInstanceCallback"],
@@ -36,7 +36,7 @@ HANDWRITTEN = {
     "OrthancPluginCreateJob": ["CreateJob"],
     "OrthancPluginRegisterJobsUnserializer": ["RegisterJobsUnserializer"],
     "OrthancPluginSubmitJob": ["Job.SubmitJob"],  # Orthanc takes the job over: detach Python's destructor
-    # functions with out-parameters, arrays or raw pointers (pythanc/_handwritten.py)
+    # functions with out-parameters, arrays or raw pointers (pythanc/sdk/handwritten.py; RestOutput.AnswerBuffer in pythanc/callbacks/rest.py)
     "OrthancPluginGetInstanceData": ["DicomInstance.GetInstanceData"],
     "OrthancPluginGetImageBuffer": ["Image.GetImageBuffer", "CreateImageFromBuffer"],
     "OrthancPluginGetFindQueryTag": ["FindQuery.GetFindQueryTagGroup", "FindQuery.GetFindQueryTagElement"],
@@ -103,9 +103,9 @@ IMPLICIT_BUFFER_SIZES = {
 # Python-only entry points (no SDK function of their own).
 PYTHON_ONLY = ["CreateImageFromBuffer", "RegisterMoveCallback2"]
 
-# SDK callback types that get a C entry point implemented in Python (pythanc/_callbacks.py and
-# pythanc/_callbacks_more.py define them as pythanc_<type> with @ffi.def_extern).  REST routes are
-# the exception: their C entry points are in prelude.c (pythanc_rest_entry_for, see plugin_build.py).
+# SDK callback types that get a C entry point implemented in Python (in pythanc/callbacks/, the module
+# of each family defines its own as pythanc_<type> with @ffi.def_extern).  REST routes are the
+# exception: their C entry points are in rest_dispatch.c (pythanc_rest_entry_for, see plugin_build.py).
 EXTERN_PYTHON = [
     "OrthancPluginOnChangeCallback",
     "OrthancPluginOnStoredInstanceCallback",

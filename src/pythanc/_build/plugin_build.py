@@ -1,7 +1,8 @@
 """Build the plugin library with cffi's embedding mode.
 
 Reads the SDK header (``sdkmodel``), generates the cdef and the Python layer (``generate``), and
-compiles ``prelude.c`` plus cffi's glue into one shared library that Orthanc loads.  Used by
+compiles cffi's glue followed by the hand-written C (``C_SOURCES``: ``bootstrap.c``, then
+``rest_dispatch.c``, as one translation unit) into one shared library that Orthanc loads.  Used by
 ``setup.py``; can also be run by hand: ``python -m pythanc._build.plugin_build OUTDIR``.
 """
 
@@ -15,9 +16,12 @@ from . import generate, sdkmodel
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE = "_pythanc_cffi"
 LIBRARY = "libpythanc.so"
+# The hand-written C, in this order (each file's header comment says what it owns).
+C_SOURCES = ("bootstrap.c", "rest_dispatch.c")
 
 
-# The REST entry point: C (prelude.c) packs the request, Python (pythanc/_callbacks.py) handles it.
+# The REST entry point: C (rest_dispatch.c) packs the request, Python (pythanc/callbacks/rest.py)
+# handles it.
 REST_DECLARATIONS = """
 unsigned pythanc_start_rest_threads(unsigned);
 OrthancPluginRestCallback pythanc_rest_entry_for(int32_t route);
@@ -59,10 +63,12 @@ def make_ffi(model, version, python_executable):
     ffi.cdef(generate.cdef(model) + '\nextern "Python" int32_t pythanc_initialize(OrthancPluginContext*);\n'
              'extern "Python" void pythanc_finalize(void);\n'
              + REST_DECLARATIONS)
-    # The two functions above are Python ("extern Python") and declared here for the prelude.
-    ffi.embedding_init_code("from pythanc import _plugin\n")
-    with open(os.path.join(HERE, "prelude.c")) as f:
-        prelude = f.read()
+    # The functions above marked "extern Python" are Python, called from the hand-written C.
+    ffi.embedding_init_code("from pythanc.lifecycle import plugin\n")
+    hand_written_c = ""
+    for name in C_SOURCES:
+        with open(os.path.join(HERE, name)) as f:
+            hand_written_c += '#line 1 "%s"\n' % name + f.read() + "\n"
     header_dir = os.path.dirname(os.path.dirname(model["header"]))
     source = ("#include <orthanc/OrthancCPlugin.h>\n"
               "#include <Python.h>\n"
@@ -71,7 +77,7 @@ def make_ffi(model, version, python_executable):
               "static int64_t pythanc_rest_packed(OrthancPluginRestOutput*, int32_t, int32_t, uint32_t, "
               "uint32_t, uint32_t, const char*, size_t, const char*, uint32_t, char*, uint32_t);\n"
               "static void pythanc_finalize(void);\n"
-              + prelude)
+              + hand_written_c)
     ffi.set_source(MODULE, source,
                    include_dirs=[header_dir, sysconfig.get_paths()["include"]],
                    define_macros=[("PYTHANC_VERSION", json.dumps(version)),
@@ -93,7 +99,7 @@ def build(outdir, version, python_executable=None, header=None, tmpdir=None):
         f.write('"""Files generated at build time from the installed Orthanc SDK header."""\n')
     with open(os.path.join(gen, "api.py"), "w") as f:
         f.write(generate.python_module(model))
-    with open(os.path.join(HERE, "handwritten_stubs.pyi")) as f:
+    with open(os.path.join(HERE, "not_generated_stubs.pyi")) as f:
         hand_stubs = f.read()
     with open(os.path.join(gen, "orthanc.pyi"), "w") as f:
         f.write(generate.stubs(model, hand_stubs))

@@ -1,195 +1,19 @@
 /*
- * pythanc: the C part of the plugin library (the only hand-written C).
+ * pythanc: REST dispatch, the C side of a REST request (compiled after bootstrap.c, whose
+ * pythanc_context it uses).
  *
- * What cannot be done in Python:
- *  - OrthancPluginGetName / OrthancPluginGetVersion answer before Python exists;
- *  - a constructor makes libpython's symbols global (Orthanc loads plugins with RTLD_LOCAL, so C
- *    extension modules imported later would not find them) and pins this library in memory
- *    (RTLD_NODELETE), so that /tools/reset, which unloads and reloads plugins, finds Python's
- *    state intact instead of a freshly mapped copy of cffi's static data;
- *  - Python is initialised with the interpreter recorded at build time (virtualenvs work), with
- *    no Python signal handlers, and the GIL is then released.
- * Everything else is Python: OrthancPluginInitialize hands the context to pythanc_initialize().
+ * What this file owns: the C entry point of each REST route, the packing of a request's strings
+ * for one call into Python (pythanc_rest_packed, pythanc/callbacks/rest.py), the sending of the
+ * first answer after Python has returned, and the REST dispatch threads with their queue.
  *
  * Copyright (C) 2026 the pythanc authors. GPL-3.0-or-later.
  */
-#define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-#include <orthanc/OrthancCPlugin.h>
-
-/* PYTHANC_VERSION, PYTHANC_LIBPYTHON, PYTHANC_PYTHON_EXECUTABLE come from the build (-D). */
-
-static OrthancPluginContext* pythanc_context = NULL;
-static int pythanc_python_ready = 0;
-
-__attribute__((constructor))
-static void pythanc_constructor(void)
-{
-  Dl_info info;
-  /* Make libpython's symbols global. */
-  void* h = dlopen(PYTHANC_LIBPYTHON, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
-  (void) h;  /* kept open on purpose */
-  /* Never unload this library: Python's state refers to its code and data. */
-  if (dladdr((void*) &pythanc_constructor, &info) && info.dli_fname != NULL)
-  {
-    void* self = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-    (void) self;
-  }
-}
-
-/*
- * PythonVerbose / Python.Verbose turn on Python's own verbose flag (its import trace on stderr),
- * which only exists if it is set before Python starts, that is before pythanc can read the
- * configuration in Python.  So C looks at these two options only, in the configuration JSON that
- * Orthanc gives (well-formed: JsonCpp wrote it).  Only the JSON value `true` counts; Python
- * checks the options' types again afterwards (pythanc/_plugin.py) and refuses wrong ones.
- */
-static const char* pythanc_json_ws(const char* p)
-{
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-    p++;
-  return p;
-}
-
-/* p is on the opening quote; returns the character after the closing quote, or NULL. */
-static const char* pythanc_json_string_end(const char* p)
-{
-  for (p++; *p != '"'; p++)
-  {
-    if (*p == '\0')
-      return NULL;
-    if (*p == '\\' && *++p == '\0')
-      return NULL;
-  }
-  return p + 1;
-}
-
-/* Skips one value (a string, a number, a literal, or a whole object or array). */
-static const char* pythanc_json_skip(const char* p)
-{
-  int depth = 0;
-  do
-  {
-    p = pythanc_json_ws(p);
-    if (*p == '\0')
-      return NULL;
-    else if (*p == '"')
-    {
-      if ((p = pythanc_json_string_end(p)) == NULL)
-        return NULL;
-    }
-    else if (*p == '{' || *p == '[')
-      depth++, p++;
-    else if (*p == '}' || *p == ']')
-    {
-      if (--depth < 0)
-        return NULL;
-      p++;
-    }
-    else if (*p == ',' || *p == ':')
-      p++;
-    else
-      while (*p != '\0' && strchr(",:]} \t\r\n", *p) == NULL)
-        p++;
-  } while (depth > 0);
-  return p;
-}
-
-/* The value of member `key` of the object at p, or NULL (p NULL, not an object, no such key). */
-static const char* pythanc_json_member(const char* p, const char* key)
-{
-  size_t len = strlen(key);
-  if (p == NULL || *(p = pythanc_json_ws(p)) != '{')
-    return NULL;
-  p++;
-  for (;;)
-  {
-    const char* name;
-    const char* end;
-    p = pythanc_json_ws(p);
-    if (*p != '"' || (end = pythanc_json_string_end(p)) == NULL)
-      return NULL;
-    name = p + 1;
-    p = pythanc_json_ws(end);
-    if (*p != ':')
-      return NULL;
-    p = pythanc_json_ws(p + 1);
-    if ((size_t) (end - 1 - name) == len && memcmp(name, key, len) == 0)
-      return p;
-    if ((p = pythanc_json_skip(p)) == NULL)
-      return NULL;
-    p = pythanc_json_ws(p);
-    if (*p != ',')
-      return NULL;
-    p++;
-  }
-}
-
-static int pythanc_json_true(const char* p)
-{
-  return p != NULL && strncmp(p, "true", 4) == 0;
-}
-
-static int pythanc_verbose_configured(void)
-{
-  int verbose = 0;
-  char* json = OrthancPluginGetConfiguration(pythanc_context);
-  if (json != NULL)
-  {
-    verbose = pythanc_json_true(pythanc_json_member(json, "PythonVerbose")) ||
-      pythanc_json_true(pythanc_json_member(pythanc_json_member(json, "Python"), "Verbose"));
-    OrthancPluginFreeString(pythanc_context, json);
-  }
-  return verbose;
-}
-
-static int pythanc_start_python(void)
-{
-  PyStatus status;
-  PyConfig config;
-  const char* exe = getenv("PYTHANC_PYTHON");
-  if (exe == NULL || exe[0] == '\0')
-    exe = PYTHANC_PYTHON_EXECUTABLE;
-
-  if (Py_IsInitialized())
-    return 0;
-
-  PyConfig_InitPythonConfig(&config);
-  config.install_signal_handlers = 0;
-  config.buffered_stdio = 0;
-  config.parse_argv = 0;
-  config.verbose = pythanc_verbose_configured();  /* Python's import trace, as the official plugin */
-  status = PyConfig_SetBytesString(&config, &config.executable, exe);
-  if (!PyStatus_Exception(status))
-    status = PyConfig_SetBytesString(&config, &config.program_name, exe);
-  if (!PyStatus_Exception(status))
-  {
-    char* argv[] = { (char*) "" };
-    status = PyConfig_SetBytesArgv(&config, 1, argv);
-  }
-  if (!PyStatus_Exception(status))
-    status = Py_InitializeFromConfig(&config);
-  PyConfig_Clear(&config);
-  if (PyStatus_Exception(status))
-  {
-    char msg[1024];
-    snprintf(msg, sizeof(msg), "pythanc: cannot initialise Python (%s): %s",
-             exe, status.err_msg ? status.err_msg : "unknown error");
-    OrthancPluginLogError(pythanc_context, msg);
-    return -1;
-  }
-  PyEval_SaveThread();  /* release the GIL: every entry from Orthanc takes it again */
-  return 0;
-}
 
 /*
  * REST requests: Orthanc calls the route's entry point (see pythanc_rest_entry_for below), and
@@ -373,7 +197,7 @@ static void* pythanc_dispatch_thread(void* arg)
   return NULL;
 }
 
-/* Called by Python (pythanc/_callbacks.py) once the scripts are loaded; returns the number of
+/* Called by Python (pythanc/callbacks/rest.py) once the scripts are loaded; returns the number of
    threads started. */
 static unsigned pythanc_start_rest_threads(unsigned n)
 {
@@ -584,60 +408,10 @@ static const OrthancPluginRestCallback pythanc_rest_entries[PYTHANC_ROUTE_ENTRIE
   PYTHANC_ENTRIES(4), PYTHANC_ENTRIES(5), PYTHANC_ENTRIES(6), PYTHANC_ENTRIES(7)
 };
 
-/* Called by Python (pythanc/_callbacks.py) to register route number `route`. */
+/* Called by Python (pythanc/callbacks/rest.py) to register route number `route`. */
 static OrthancPluginRestCallback pythanc_rest_entry_for(int32_t route)
 {
   if (route >= 0 && route < PYTHANC_ROUTE_ENTRIES)
     return pythanc_rest_entries[route];
   return pythanc_rest_entry;
-}
-
-__attribute__((visibility("default")))
-int32_t OrthancPluginInitialize(OrthancPluginContext* context)
-{
-  pythanc_context = context;
-  if (!OrthancPluginCheckVersion(context))
-  {
-    char msg[512];
-    snprintf(msg, sizeof(msg),
-             "pythanc: this Orthanc (%s) is older than the SDK pythanc was built for (%d.%d.%d): "
-             "rebuild pythanc against this Orthanc's orthanc-dev, or upgrade Orthanc",
-             context->orthancVersion, ORTHANC_PLUGINS_MINIMAL_MAJOR_NUMBER,
-             ORTHANC_PLUGINS_MINIMAL_MINOR_NUMBER, ORTHANC_PLUGINS_MINIMAL_REVISION_NUMBER);
-    OrthancPluginLogError(context, msg);
-    return -1;
-  }
-  if (!pythanc_python_ready)
-  {
-    if (pythanc_start_python() != 0)
-      return -1;
-    pythanc_python_ready = 1;
-  }
-  /* pythanc_initialize() is Python (pythanc/_plugin.py); it returns 1 on success.  If Python
-     cannot even start the plugin's code, cffi returns 0 and has printed the traceback. */
-  return pythanc_initialize(context) == 1 ? 0 : -1;
-}
-
-__attribute__((visibility("default")))
-void OrthancPluginFinalize(void)
-{
-  if (pythanc_python_ready)
-  {
-    pythanc_finalize();
-    pythanc_stop_rest_threads();
-  }
-  pythanc_context = NULL;
-  /* Python is not finalised: see README, "Shutdown and /tools/reset". */
-}
-
-__attribute__((visibility("default")))
-const char* OrthancPluginGetName(void)
-{
-  return "python";
-}
-
-__attribute__((visibility("default")))
-const char* OrthancPluginGetVersion(void)
-{
-  return PYTHANC_VERSION;
 }

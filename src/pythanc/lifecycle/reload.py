@@ -12,6 +12,11 @@ import os
 import threading
 import traceback
 
+from ..callbacks import registry
+from ..core.log import log_error, log_warning
+from ..workers import pool
+from .scripts import exec_script
+
 _state = {"thread": None, "stop": None}
 POLL_SECONDS = 1.0
 
@@ -26,26 +31,24 @@ def _mtime(path):
 
 def reload_script(name, path):
     """Run ``path`` again as module ``name``; True if the new version is in place."""
-    from . import _callbacks, _plugin
     try:
         with open(path, "rb") as f:
             compile(f.read(), path, "exec")
     except BaseException:
-        _plugin.log_error("pythanc: not reloading %s, it does not compile; the previous version keeps "
+        log_error("pythanc: not reloading %s, it does not compile; the previous version keeps "
                           "running:\n%s" % (path, traceback.format_exc().rstrip()))
         return False
-    saved = _callbacks.take_owned(name)
+    saved = registry.take_owned(name)
     try:
-        _plugin.exec_script(name, path)
+        exec_script(name, path)
     except BaseException:
-        _callbacks.take_owned(name)  # drop what the failed version registered
-        _callbacks.put_back(saved)
-        _plugin.log_error("pythanc: reloading %s failed; the previous version keeps running:\n%s"
+        registry.take_owned(name)  # drop what the failed version registered
+        registry.put_back(saved)
+        log_error("pythanc: reloading %s failed; the previous version keeps running:\n%s"
                           % (path, traceback.format_exc().rstrip()))
         return False
-    _plugin.log_warning("pythanc: reloaded %s" % path)
-    from . import _workers
-    _workers.recycle()  # worker processes start again with the new version
+    log_warning("pythanc: reloaded %s" % path)
+    pool.recycle()  # worker processes start again with the new version
     return True
 
 

@@ -10,6 +10,6 @@ and ``OrthancException``; ``Register*`` calls do nothing; other calls raise ``Or
 
 import sys
 
-from pythanc._worker_main import detached_module
+from pythanc.workers.worker import detached_module
 
 sys.modules[__name__] = detached_module()

@@ -1,6 +1,6 @@
-"""The worker side of pythanc's worker processes (see ``pythanc/_workers.py`` for the Orthanc side).
+"""The worker side of pythanc's worker processes (see ``pythanc/workers/pool.py`` for the Orthanc side).
 
-A worker is a fresh interpreter (``python -m pythanc._worker_main FD``, started by the Orthanc
+A worker is a fresh interpreter (``python -m pythanc.workers.worker FD``, started by the Orthanc
 process with ``sys.executable``, like ``multiprocessing``'s "spawn": nothing of Orthanc's memory,
 threads or sockets is inherited; only the socket ``FD`` to Orthanc is passed).  It:
 
@@ -25,6 +25,8 @@ import threading
 import time
 import traceback
 import types
+
+from pythanc.core.errors import OrthancException
 
 # ---------------------------------------------------------------------------------------------
 # Wire format: [u64 pickle size][u32 blob count][u64 blob size]*count [pickle][blob]*count
@@ -212,7 +214,6 @@ class _Worker:
 
     # -- forwarding -----------------------------------------------------------------------------
     def call(self, target, name, args, kwargs):
-        from pythanc._convert import OrthancException
         with self.lock:
             if self.detached:
                 raise OrthancException(
@@ -278,7 +279,6 @@ class _Worker:
 
     # -- the orthanc module ---------------------------------------------------------------------
     def build_module(self, info):
-        from pythanc._convert import OrthancException
         mod = types.ModuleType("orthanc", info.get("doc"))
         worker = self
 
@@ -405,8 +405,8 @@ class _Worker:
 def _module_info_from_source():
     """The names of the ``orthanc`` module, read from the generated source (no plugin library)."""
     import ast
-    here = os.path.dirname(os.path.abspath(__file__))
-    with open(os.path.join(here, "_generated", "api.py"), encoding="utf-8") as f:
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(package, "_generated", "api.py"), encoding="utf-8") as f:
         tree = ast.parse(f.read())
     enums, classes, functions, constants = {}, [], {}, {}
     for node in tree.body:

@@ -16,51 +16,9 @@ Decisions, documented in the README:
 
 import sys
 
-try:
-    from _pythanc_cffi import ffi, lib as _lib  # only inside Orthanc, in the plugin library
-except ImportError:  # pragma: no cover - outside Orthanc
-    ffi = _lib = None
-
-ERROR_INTERNAL = -1
-ERROR_BAD_SEQUENCE_OF_CALLS = 6
-ERROR_PARAMETER_OUT_OF_RANGE = 3
-
-
-class OrthancException(Exception):
-    """An error reported by Orthanc: ``args == (code, description)``.
-
-    ``code`` is a value of ``orthanc.ErrorCode``.  Scripts may raise it themselves; a REST callback
-    that raises it answers HTTP 500, as with the official plugin.
-    """
-
-    @property
-    def code(self):
-        return self.args[0] if self.args else None
-
-    @property
-    def description(self):
-        return self.args[1] if len(self.args) > 1 else ""
-
-
-OrthancException.__module__ = "orthanc"
-
-
-class _State:
-    """Per-process state of the plugin: the SDK context while Orthanc runs it."""
-    ctx = None
-
-
-STATE = _State()
-NULL = ffi.NULL if ffi is not None else None
-
-
-def _ctx():
-    c = STATE.ctx
-    if c is None:
-        raise OrthancException(ERROR_BAD_SEQUENCE_OF_CALLS,
-                               "The Orthanc plugin context is not available (Orthanc is not running pythanc, "
-                               "or it has stopped)")
-    return c
+from .context import ffi, lib as _lib, STATE, NULL, ctx as _ctx
+from .errors import (OrthancException, ERROR_INTERNAL, ERROR_BAD_SEQUENCE_OF_CALLS,  # noqa: F401
+                     ERROR_PARAMETER_OUT_OF_RANGE)
 
 
 def error_description(code):
@@ -225,6 +183,34 @@ def text(p):
     if p == NULL:
         return ""
     return ffi.string(p).decode("utf-8", "replace")
+
+
+def is_bytes(value):
+    """True for the values that pythanc takes as bytes from a callback's result."""
+    return isinstance(value, (bytes, bytearray, memoryview))
+
+
+HTTP_METHODS = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE"}   # OrthancPluginHttpMethod -> its name
+
+
+def string_dict(count, keys, values):
+    """A dict of ``count`` C strings keys -> values (HTTP headers, GET arguments), decoded as UTF-8
+    with U+FFFD for invalid bytes."""
+    d = {}
+    for i in range(count):
+        d[ffi.string(keys[i]).decode("utf-8", "replace")] = ffi.string(values[i]).decode("utf-8", "replace")
+    return d
+
+
+def request_kw(method, request, with_get):
+    """The keyword arguments that a REST-like callback receives for an ``OrthancPluginHttpRequest``:
+    ``method``, ``groups``, ``headers`` and, if ``with_get`` and the method is GET, ``get``."""
+    kw = {"method": HTTP_METHODS.get(method, str(method)),
+          "groups": tuple(text(request.groups[i]) for i in range(request.groupsCount)),
+          "headers": string_dict(request.headersCount, request.headersKeys, request.headersValues)}
+    if with_get and method == 1:
+        kw["get"] = string_dict(request.getCount, request.getKeys, request.getValues)
+    return kw
 
 
 def text_array(arr, count):
@@ -400,6 +386,7 @@ class _method:
     """A method of an SDK class.  A descriptor of its own (not a plain function), so that
     ``inspect.ismethoddescriptor`` is true for it, as for the official plugin's C methods, and
     ``inspect.getdoc``/``inspect.signature`` give the SDK's documentation and the parameters."""
+
     def __init__(self, fn, owner=None):
         self.__owner__ = owner
         self.__func__ = fn

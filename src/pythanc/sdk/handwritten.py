@@ -1,25 +1,25 @@
-"""Hand-written SDK wrappers: functions with out-parameters, arrays or raw pointers.
+"""Hand-written SDK functions and methods: out-parameters, arrays, raw pointers, or checks that
+the SDK does not make.
 
-Listed, with the C functions they reach, in ``_build/handwritten.py``; the generated module
-(``_generated/api.py``) imports them by name.
+Each is listed, with the C function it reaches, in ``pythanc/_build/not_generated.py``.  A method
+is named ``Class_Method``; ``pythanc.lifecycle.module`` binds every name of ``__all__`` into the
+``orthanc`` module (or onto its class).  The hand-written callbacks and the methods that belong to
+one callback family (``RestOutput.AnswerBuffer``, ``Job.SubmitJob``) are in ``pythanc/callbacks/``.
 """
 
-from ._convert import (_optional_str, ffi, _lib, _ctx, _check, _str, _buf, _int, _new_buffer, _take_buffer,
-                       _take_string, str_array, OrthancException)
-from . import _convert
+import json
 
-_api = {}
+from .._generated import api
+from ..core import convert as _convert
+from ..core.convert import (_optional_str, ffi, _lib, _ctx, _check, _str, _buf, _int, _new_buffer, _take_buffer,
+                            _take_string, str_array, OrthancException)
 
-
-def _bind(namespace):
-    """Called at the end of the generated module with its globals (classes and enums)."""
-    _api.update(namespace)
-    from . import _callbacks
-    _callbacks._bind_classes(namespace)
-
-
-def _method(fn):
-    return fn
+__all__ = ["DicomInstance_GetInstanceData", "DicomInstance_GetInstanceDicomWebJson",
+           "DicomInstance_GetInstanceDicomWebXml", "EncodeDicomWebJson", "EncodeDicomWebXml",
+           "EncodeDicomWebJson2", "EncodeDicomWebXml2", "Image_GetImageBuffer", "CreateImageFromBuffer",
+           "FindQuery_GetFindQueryTagGroup", "FindQuery_GetFindQueryTagElement", "LookupDictionary",
+           "RestOutput_SendHttpStatus", "RestOutput_SendMultipartItem2", "RestApiGet2", "HttpClient",
+           "CallRestApi", "Peers_CallPeerApi", "GetCommandLineArgument"]
 
 
 # ---- DicomInstance ------------------------------------------------------------------------------
@@ -69,15 +69,6 @@ def EncodeDicomWebXml2(dicom):
     return _take_string(_lib.OrthancPluginEncodeDicomWebXml2(_ctx(), p, n, ffi.NULL, ffi.NULL))
 
 
-# ---- Job ------------------------------------------------------------------------------------------
-
-def Job_SubmitJob(self, priority):
-    """Submit the job to Orthanc's jobs engine; returns its ID.  Orthanc takes the job over (it
-    calls the job's finalize callback when done): this ``orthanc.Job`` becomes invalid."""
-    from ._callbacks_more import submit_job
-    return submit_job(self, priority)
-
-
 # ---- Image ----------------------------------------------------------------------------------------
 
 def Image_GetImageBuffer(self):
@@ -95,7 +86,7 @@ def Image_GetImageBuffer(self):
 def CreateImageFromBuffer(format, width, height, pitch, buffer):
     """Create an image of the given pixel format and size from a copy of ``buffer``
     (``pitch * height`` bytes, ``pitch`` bytes per row)."""
-    image = _api["CreateImage"](format, width, height)
+    image = api.CreateImage(format, width, height)
     width = _int(width, "width", 0, 2**32 - 1)
     height = _int(height, "height", 0, 2**32 - 1)
     pitch = _int(pitch, "pitch", 0, 2**32 - 1)
@@ -152,35 +143,6 @@ def LookupDictionary(name):
 
 # ---- RestOutput -----------------------------------------------------------------------------------
 
-def RestOutput_AnswerBuffer(self, answer, mimeType):
-    """Answer to a REST request with the content of a memory buffer.
-
-    answer: the body (``bytes``, ``bytearray``, ``memoryview``, or ``str`` sent as UTF-8).
-    mimeType: the MIME type of the answer (``str``).
-    """
-    if type(answer) is bytes:
-        b = answer
-    elif type(answer) is str:
-        b = answer.encode("utf-8", "surrogateescape")
-    else:
-        b = _buf(answer, "answer")[0]  # sent from here, not copied
-    m = _str(mimeType, "mimeType")
-    capacity = self._extra
-    if type(capacity) is int and type(b) is bytes:
-        # The first answer of a REST callback, if it fits, is left for C to send once the callback
-        # has returned and the GIL is released (pythanc_rest_route in prelude.c).
-        self._extra = None
-        if len(b) + len(m) + 1 <= capacity:
-            p = self._ptr
-            if p is not None:
-                self._extra = (p, m, b)
-                self._ptr = None
-                return
-    if len(b) > 0xFFFFFFFF:
-        raise ValueError("argument 'answer' is too large (%d bytes, at most %d)" % (len(b), 0xFFFFFFFF))
-    _lib.OrthancPluginAnswerBuffer(_ctx(), self._ptr or self._p(), b, len(b), m)
-
-
 def RestOutput_SendHttpStatus(self, status, body=b"", bodySize=None):
     """Send an HTTP status with a body.  ``bodySize`` (the third argument of the official plugin
     4.0) is accepted and truncates the body; it can never read past it."""
@@ -223,7 +185,6 @@ def _http_answer(call, *args):
     headers = _new_buffer()
     status = ffi.new("uint16_t *")
     _check(call(_ctx(), body, headers, status, *args))
-    import json
     h = _take_buffer(headers)
     return status[0], json.loads(h) if h else {}, _take_buffer(body)
 

@@ -7,7 +7,7 @@
 The Orthanc side, here:
 
 * a :class:`Pool` of worker processes, each a fresh interpreter (``sys.executable -m
-  pythanc._worker_main FD``, like ``multiprocessing``'s "spawn": only one socket is inherited,
+  pythanc.workers.worker FD``, like ``multiprocessing``'s "spawn": only one socket is inherited,
   never Orthanc's), with one socket pair per worker;
 * an offloaded callback is an :class:`Offloaded` object in pythanc's registries: called by the
   usual C entry point, it takes an idle worker (a request holds one worker), sends the request,
@@ -18,7 +18,7 @@ The Orthanc side, here:
   replaced; the callback raises :class:`WorkerError` (a REST request answers HTTP 500);
 * the shared key-value store (``orthanc.GetSharedValue`` ...) lives here, in Orthanc's process.
 
-The worker side and the wire format are in ``pythanc/_worker_main.py``.
+The worker side and the wire format are in ``pythanc/workers/worker.py``.
 """
 
 import os
@@ -29,9 +29,11 @@ import sys
 import threading
 import time
 
-from ._worker_main import Channel, ChannelClosed, ChannelTimeout, exception_reply, callback_key
+from ..core.config import DEFAULT_WORKER_TIMEOUT as DEFAULT_TIMEOUT
+from ..core.convert import OrthancObject
+from ..core.log import log_error as _log_error, log_warning as _log_warning
+from .worker import Channel, ChannelClosed, ChannelTimeout, exception_reply, callback_key
 
-DEFAULT_TIMEOUT = 120.0
 STOP_GRACE = 3.0   # seconds given to workers to exit on SIGTERM before SIGKILL
 
 
@@ -39,29 +41,20 @@ class WorkerError(RuntimeError):
     """An offloaded callback could not complete: the worker died, hung, or the callback raised."""
 
 
-def _log_error(msg):
-    from ._plugin import log_error
-    log_error(msg)
-
-
-def _log_warning(msg):
-    from ._plugin import log_warning
-    log_warning(msg)
-
-
 # ---------------------------------------------------------------------------------------------
-# Configuration and life cycle (called by pythanc/_plugin.py)
+# Configuration and life cycle (called by pythanc/lifecycle/plugin.py)
 
 _state = {"workers": 0, "timeout": DEFAULT_TIMEOUT, "scripts": [], "needed": False, "pool": None,
-          "info": None}
+          "info": None, "module": None}
 _lock = threading.Lock()
 
 
-def configure(workers, timeout, scripts):
-    """At initialisation, before the scripts run."""
+def configure(workers, timeout, scripts, module):
+    """At initialisation, before the scripts run.  ``module`` is the ``orthanc`` module whose
+    functions the workers' forwarded calls reach."""
     stop()
     _state.update(workers=workers or 0, timeout=float(timeout or DEFAULT_TIMEOUT),
-                  scripts=[os.path.abspath(s) for s in scripts], needed=False, info=None)
+                  scripts=[os.path.abspath(s) for s in scripts], needed=False, info=None, module=module)
     with _shared_lock:
         _shared.clear()
 
@@ -208,9 +201,7 @@ def extend_module(mod):
 def _module_info():
     """What a worker needs to build its ``orthanc`` module (names, enums, constants)."""
     if _state["info"] is None:
-        from ._plugin import orthanc_module
-        from ._convert import OrthancObject
-        mod = orthanc_module()
+        mod = _state["module"]
         enums, classes, functions, constants = {}, [], {}, {}
         for name, v in vars(mod).items():
             if name.startswith("_"):
@@ -237,8 +228,7 @@ def _dispatch(op, name, args, kwargs, targets):
     if op == "api":
         if name.startswith("Register"):
             raise AttributeError("orthanc.%s cannot be called from a worker process" % name)
-        from ._plugin import orthanc_module
-        fn = getattr(orthanc_module(), name, None)
+        fn = getattr(_state["module"], name, None)
         if fn is None:
             raise AttributeError("module 'orthanc' has no attribute %r" % name)
     else:
@@ -251,7 +241,6 @@ def _dispatch(op, name, args, kwargs, targets):
 
 def _serve(w, targets, deadline, until):
     """Serve the worker's forwarded calls until it sends one of the ``until`` messages."""
-    from ._convert import OrthancObject
     ch = w.ch
     while True:
         msg = ch.recv(deadline)
@@ -288,7 +277,7 @@ class _Process:
             env = dict(os.environ)
             env["PYTHANC_WORKER"] = str(index)
             self.proc = subprocess.Popen(
-                [sys.executable, "-u", "-m", "pythanc._worker_main", str(theirs.fileno())],
+                [sys.executable, "-u", "-m", "pythanc.workers.worker", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), close_fds=True, stdin=subprocess.DEVNULL, env=env)
         except BaseException:
             mine.close()
@@ -356,7 +345,6 @@ class Pool:
     def _spawn(self, index, generation):
         w = None
         try:
-            from ._plugin import orthanc_module
             w = _Process(index, generation)
             with self.cond:
                 if self.stopping:

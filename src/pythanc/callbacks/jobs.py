@@ -1,0 +1,208 @@
+"""Jobs written in Python: ``orthanc.CreateJob``, ``Job.SubmitJob`` and
+``orthanc.RegisterJobsUnserializer`` (the first unserializer that returns a job wins).
+
+Jobs live in Orthanc's jobs engine, so their Python state (kept here under integer handles, given
+to Orthanc as opaque pointers) outlives a registry reset; it is dropped at finalisation.
+"""
+
+import collections
+import json
+import threading
+
+from .._generated import api
+from ..core.context import ffi, lib, NULL
+from ..core.convert import (text, _ctx, _str, _int, _own, _take_string, release_ownership, handle_pointer,
+                            pointer_handle)
+from ..core.log import log_error, log_exception
+from .registry import (STORE, ERR_SUCCESS, ERR_PLUGIN, c_entry, new_handle, append, sdk_registration,
+                       on_shutdown)
+
+__all__ = ['CreateJob', 'Job_SubmitJob', 'RegisterJobsUnserializer']
+
+JOB_SUCCESS, JOB_FAILURE, JOB_CONTINUE = 1, 2, 3            # OrthancPluginJobStepStatus
+_JOBS = {}   # handle -> _JobState; jobs live in Orthanc's engine, so they outlive a registry reset
+
+
+@on_shutdown
+def _drop_jobs():
+    """At finalisation: drop the Python objects that Orthanc no longer reaches."""
+    _JOBS.clear()
+
+
+class _JobState:
+    __slots__ = ("job_type", "step", "progress", "content", "serialized", "stop", "reset", "strings", "lock")
+
+    def keep(self, value):
+        """A ``const char*`` for Orthanc, kept alive for a while (Orthanc copies it at once; a few
+        recent ones are kept in case two threads ask at the same time)."""
+        s = ffi.new("char[]", value.encode("utf-8", "surrogateescape").replace(b"\0", b""))
+        with self.lock:
+            self.strings.append(s)
+        return s
+
+
+def CreateJob(job_type, step, progress=None, content=None, serialized=None, stop=None, reset=None):
+    """(pythanc) Create a job for Orthanc's jobs engine; submit it with ``job.SubmitJob(priority)``.
+
+    * ``step() -> orthanc.JobStepStatus``: ``SUCCESS`` (1), ``FAILURE`` (2) or ``CONTINUE`` (3, call
+      again).  It runs on a thread of the jobs engine.  An exception or another value fails the job.
+    * ``progress() -> float`` between 0 and 1 (default: 0 until done).
+    * ``content() -> dict`` (or a JSON ``str``): shown in ``/jobs/<id>`` as ``Content``.
+    * ``serialized() -> dict`` (or JSON ``str``) or ``None``: what is saved to restart the job after
+      Orthanc restarts (see :func:`RegisterJobsUnserializer`); without it the job is not saved.
+    * ``stop(reason: orthanc.JobStopReason)``: the job leaves the running state (paused, canceled,
+      finished...); ``reset()``: a stopped job is started again.
+
+    The returned ``orthanc.Job`` is owned by Python until ``SubmitJob`` hands it over to Orthanc
+    (the object is then invalid); a job that is never submitted is freed with the object."""
+    if not callable(step):
+        raise TypeError("Expected a callback function for the step of the job")
+    for name, fn in (("progress", progress), ("content", content), ("serialized", serialized),
+                     ("stop", stop), ("reset", reset)):
+        if fn is not None and not callable(fn):
+            raise TypeError("%s must be a callback function or None" % name)
+    state = _JobState()
+    state.job_type = job_type
+    state.step, state.progress, state.content = step, progress, content
+    state.serialized, state.stop, state.reset = serialized, stop, reset
+    state.strings = collections.deque(maxlen=8)
+    state.lock = threading.Lock()
+    c_type = _str(job_type, "job_type")
+    h = new_handle()
+    _JOBS[h] = state
+    p = lib.OrthancPluginCreateJob(
+        _ctx(), handle_pointer(h), lib.pythanc_OrthancPluginJobFinalize, c_type,
+        lib.pythanc_OrthancPluginJobGetProgress, lib.pythanc_OrthancPluginJobGetContent,
+        lib.pythanc_OrthancPluginJobGetSerialized, lib.pythanc_OrthancPluginJobStep,
+        lib.pythanc_OrthancPluginJobStop, lib.pythanc_OrthancPluginJobReset)
+    if p == NULL:
+        _JOBS.pop(h, None)
+    return _own(api.Job, p, lib.OrthancPluginFreeJob)
+
+
+def Job_SubmitJob(job, priority):
+    """Submit the job to Orthanc's jobs engine; returns its ID.  Orthanc takes the job over (it
+    calls the job's finalize callback when done): this ``orthanc.Job`` becomes invalid."""
+    priority = _int(priority, "priority", -2**31, 2**31 - 1)
+    p = release_ownership(job, api.Job, "job")
+    return _take_string(lib.OrthancPluginSubmitJob(_ctx(), p, priority))
+
+
+def _job(p):
+    state = _JOBS.get(pointer_handle(p))
+    if state is None:
+        raise RuntimeError("unknown job (already finalized?)")
+    return state
+
+
+def _json_text(value, what):
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError) as e:
+        raise TypeError("The Python job %s callback must return a dict (JSON object) or a JSON str: %s"
+                        % (what, e)) from None
+
+
+@ffi.def_extern()
+def pythanc_OrthancPluginJobFinalize(job):
+    try:
+        _JOBS.pop(pointer_handle(job), None)
+    except BaseException:
+        log_exception("Python job finalize")
+
+
+@c_entry("Python job progress callback", 0.0)
+def pythanc_OrthancPluginJobGetProgress(job):
+    state = _job(job)
+    if state.progress is None:
+        return 0.0
+    r = state.progress()
+    if isinstance(r, bool) or not isinstance(r, (int, float)):
+        log_error("The Python job progress callback has not returned a float (it returned %s)"
+                  % type(r).__name__)
+        return 0.0
+    return min(1.0, max(0.0, float(r)))
+
+
+@ffi.def_extern()
+def pythanc_OrthancPluginJobGetContent(job):
+    try:
+        state = _job(job)
+        value = {} if state.content is None else state.content()
+        return state.keep(_json_text({} if value is None else value, "content"))
+    except BaseException:
+        log_exception("Python job content callback")
+        try:
+            return _job(job).keep("{}")
+        except BaseException:
+            return NULL
+
+
+@c_entry("Python job serialized callback", NULL)
+def pythanc_OrthancPluginJobGetSerialized(job):
+    state = _job(job)
+    if state.serialized is None:
+        return NULL
+    value = state.serialized()
+    if value is None:
+        return NULL
+    return state.keep(_json_text(value, "serialized"))
+
+
+@c_entry("Python job step callback", JOB_FAILURE)
+def pythanc_OrthancPluginJobStep(job):
+    state = _job(job)
+    r = state.step()
+    if isinstance(r, bool) or not isinstance(r, int) or r not in (JOB_SUCCESS, JOB_FAILURE, JOB_CONTINUE):
+        log_error("The Python job step callback (job type %s) has not returned an orthanc.JobStepStatus "
+                  "(SUCCESS, FAILURE or CONTINUE); it returned %r: the job fails"
+                  % (state.job_type, r if isinstance(r, int) else type(r).__name__))
+        return JOB_FAILURE
+    return int(r)
+
+
+@c_entry("Python job stop callback", ERR_PLUGIN)
+def pythanc_OrthancPluginJobStop(job, reason):
+    state = _job(job)
+    if state.stop is not None:
+        state.stop(int(reason))
+    return ERR_SUCCESS
+
+
+@c_entry("Python job reset callback", ERR_PLUGIN)
+def pythanc_OrthancPluginJobReset(job):
+    state = _job(job)
+    if state.reset is not None:
+        state.reset()
+    return ERR_SUCCESS
+
+
+def RegisterJobsUnserializer(callback):
+    """(pythanc) Register ``callback(job_type: str, serialized: str) -> orthanc.Job or None``, called
+    when Orthanc starts, for each saved job (``serialized`` is the JSON that the job's
+    ``serialized()`` returned).  Return a job made with :func:`CreateJob` (not submitted: Orthanc
+    takes it over), or ``None`` if this callback does not know the job type.  Register it while the
+    script is imported.  Several unserializers are tried in registration order; the first job
+    returned wins.  An exception is logged and counts as ``None``."""
+    append("unserializers", callback, "Python jobs unserializer")
+
+
+@c_entry("Python jobs unserializer", NULL)
+def pythanc_OrthancPluginJobsUnserializer(job_type, serialized):
+    t, s = text(job_type), text(serialized)
+    for f in list(STORE.lists["unserializers"]):
+        try:
+            job = f(t, s)
+            if job is None:
+                continue
+            return release_ownership(job, api.Job, "the result of the jobs unserializer")
+        except BaseException:
+            log_exception("Python jobs unserializer")
+    return NULL
+
+
+@sdk_registration("unserializers")
+def _register_unserializers():
+    return lib.OrthancPluginRegisterJobsUnserializer( _ctx(), lib.pythanc_OrthancPluginJobsUnserializer)

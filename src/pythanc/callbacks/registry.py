@@ -1,0 +1,211 @@
+"""What every callback family shares: the C-entry decorator and the registrations of this run.
+
+Each family module (``rest``, ``changes``, ``filters``, ...) defines the ``orthanc.Register*``
+functions of its SDK callbacks and their C entry points.  They all follow one pattern:
+
+* a ``Register*`` function checks its arguments and stores the user's callables in :data:`STORE`,
+  under the family's *kind* (``"find"``, ``"storage"``...): :func:`append` for the kinds that may be
+  registered several times (called in registration order), :func:`set_once` for those Orthanc
+  accepts once;
+* the first registration of a kind in an Orthanc run registers the family's C entry point with
+  Orthanc: the function that a family declares with ``@sdk_registration(kind)``;
+* each C entry point is a function named ``pythanc_<SDK callback type>`` made by ``@c_entry`` (or,
+  where its error handling is its own, ``@ffi.def_extern``): it catches everything, logs the
+  traceback and answers the SDK's error for that callback, so nothing escapes into Orthanc.
+
+:func:`reset` forgets every registration (at each plugin initialisation, so after /tools/reset);
+:func:`take_owned` and :func:`put_back` serve ``Python.Reload``.  A family with state of its own
+(threads, handle tables) declares it with :func:`on_reset` / :func:`on_shutdown`.
+"""
+
+import collections
+import functools
+import itertools
+import threading
+
+from ..core.context import ffi
+from ..core.errors import (ERROR_SUCCESS as ERR_SUCCESS, ERROR_PLUGIN as ERR_PLUGIN,  # noqa: F401
+                           ERROR_NOT_IMPLEMENTED as ERR_NOT_IMPLEMENTED,
+                           ERROR_UNKNOWN_RESOURCE as ERR_UNKNOWN_RESOURCE,
+                           ERROR_BAD_SEQUENCE_OF_CALLS as ERR_BAD_SEQUENCE_OF_CALLS)
+from ..core.convert import _check
+from ..core.log import log_exception
+
+
+def c_entry(what, error):
+    """Decorator that makes ``fn`` the C entry point of its name (``@ffi.def_extern``): whatever it
+    raises is logged with its traceback as an error of ``what`` (in Orthanc's log), and ``error``
+    (a number, or ``NULL`` for a pointer) is returned to Orthanc, so that nothing escapes into C."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def entry(*args):
+            try:
+                return fn(*args)
+            except BaseException:
+                log_exception(what)
+                return error
+        return ffi.def_extern(error=error)(entry)   # cffi's error value, should even the logging fail
+    return decorate
+
+
+def check_callable(fn, description):
+    if not callable(fn):
+        raise TypeError("Expected a callback function to register one %s, not %s"
+                        % (description, type(fn).__name__))
+
+
+_handles = itertools.count(1)   # process-wide, never reused (0 would be NULL)
+
+
+def new_handle():
+    """A new integer handle for an opaque pointer given to Orthanc (see ``convert.handle_pointer``)."""
+    return next(_handles)
+
+
+class _Store:
+    """Everything the scripts of this Orthanc run registered."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.lists = collections.defaultdict(list)   # kind -> [callable or tuple], in registration order
+        self.once = {}                               # kind -> the one registration of that kind
+        self.registered = set()                      # kinds whose C entry point Orthanc has, this run
+        self.version = 0                             # changes at every change of `lists` or `once`
+
+    def changed(self):
+        self.version += 1
+
+
+STORE = _Store()
+_SDK = {}             # kind -> function registering that kind's C entry point with Orthanc
+_RESET_HOOKS = []
+_SHUTDOWN_HOOKS = []
+
+
+def sdk_registration(kind):
+    """Decorator: ``fn()`` registers the C entry point of ``kind`` with Orthanc (returns an SDK
+    error code, or ``None`` for the SDK calls that return void).  Called once per Orthanc run, at
+    the first registration of that kind."""
+    def decorate(fn):
+        _SDK[kind] = fn
+        return fn
+    return decorate
+
+
+def on_reset(fn):
+    """Decorator: ``fn()`` runs at every :func:`reset` (a family's own state)."""
+    _RESET_HOOKS.append(fn)
+    return fn
+
+
+def on_shutdown(fn):
+    """Decorator: ``fn()`` runs at :func:`shutdown`, before the reset (threads to stop...)."""
+    _SHUTDOWN_HOOKS.append(fn)
+    return fn
+
+
+def _register_sdk(kind):
+    """Register the C entry point of ``kind`` with Orthanc, once per run (``STORE.lock`` held)."""
+    if kind in STORE.registered:
+        return
+    code = _SDK[kind]()
+    if code:
+        _check(code)
+    STORE.registered.add(kind)
+
+
+def append(kind, callback, description=None):
+    """A registration of a kind that may be registered several times (called in order).  With a
+    ``description``, ``callback`` must be callable."""
+    if description is not None:
+        check_callable(callback, description)
+    with STORE.lock:
+        items = STORE.lists[kind]
+        items.append(callback)
+        STORE.changed()
+        try:
+            _register_sdk(kind)
+        except BaseException:
+            items.remove(callback)
+            raise
+
+
+def set_once(kind, value, message):
+    """A registration of a kind that Orthanc accepts once per run (C-MOVE, storage area...): a
+    second one raises ``RuntimeError(message)``."""
+    with STORE.lock:
+        if STORE.once.get(kind) is not None:
+            raise RuntimeError(message)
+        STORE.once[kind] = value
+        STORE.changed()
+        try:
+            _register_sdk(kind)
+        except BaseException:
+            STORE.once[kind] = None
+            raise
+
+
+def reset():
+    """Forget every registration (at initialisation, and so after /tools/reset)."""
+    with STORE.lock:
+        STORE.lists.clear()
+        STORE.once.clear()
+        STORE.registered.clear()
+        STORE.changed()
+    for fn in _RESET_HOOKS:
+        fn()
+
+
+def shutdown():
+    """At finalisation: stop what the families run (the change thread, after ORTHANC_STOPPED was
+    delivered), then forget every registration."""
+    for fn in _SHUTDOWN_HOOKS:
+        fn()
+    reset()
+
+
+# ---- Python.Reload (pythanc/lifecycle/reload.py): the registrations owned by one script ---------
+
+def _owner(item):
+    """The module that defined a registration: its first callable's ``__module__``."""
+    if isinstance(item, tuple):
+        items = item
+    elif isinstance(item, dict):
+        items = tuple(item.values())
+    else:
+        items = (item,)
+    for x in items:
+        if callable(x) and getattr(x, "__module__", None):
+            return x.__module__
+    return None
+
+
+def take_owned(name):
+    """Take out every registration made by module ``name``; returns them for :func:`put_back`."""
+    taken = []
+    with STORE.lock:
+        for kind, items in STORE.lists.items():
+            keep = []
+            for i, item in enumerate(items):
+                if _owner(item) == name:
+                    taken.append((kind, i, item))
+                else:
+                    keep.append(item)
+            items[:] = keep
+        for kind, value in list(STORE.once.items()):
+            if value is not None and _owner(value) == name:
+                taken.append((kind, None, value))
+                STORE.once[kind] = None
+        STORE.changed()
+    return taken
+
+
+def put_back(taken):
+    with STORE.lock:
+        for kind, index, item in taken:
+            if index is None:
+                STORE.once[kind] = item
+            else:
+                items = STORE.lists[kind]
+                items.insert(min(index, len(items)), item)
+        STORE.changed()

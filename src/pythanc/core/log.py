@@ -1,0 +1,61 @@
+"""Orthanc's log, for pythanc's own messages and the script's errors: the bottom of the run time,
+usable by every layer."""
+
+import logging
+import sys
+import traceback
+
+from .context import STATE, lib
+
+
+def _log(sdk_log, msg, to_stderr):
+    """Write ``msg`` to Orthanc's log with the SDK function ``sdk_log`` (``"OrthancPluginLogError"``,
+    ...); outside an initialised plugin, to stderr if ``to_stderr``."""
+    c = STATE.ctx
+    if c is not None:
+        getattr(lib, sdk_log)(c, msg.encode("utf-8", "replace").replace(b"\0", b"?"))
+    elif to_stderr:
+        sys.stderr.write(msg + "\n")
+
+
+def log_error(msg):
+    _log("OrthancPluginLogError", msg, True)
+
+
+def log_warning(msg):
+    _log("OrthancPluginLogWarning", msg, True)
+
+
+def log_info(msg):
+    _log("OrthancPluginLogInfo", msg, False)
+
+
+def log_exception(what):
+    """Log the current exception with its traceback (file and line) in Orthanc's log, under the
+    first line the official plugin writes (``Error in the <what>, traceback:``)."""
+    log_error("Error in the %s, traceback:\n%s" % (what, traceback.format_exc().rstrip()))
+
+
+class OrthancLogHandler(logging.Handler):
+    """Python's ``logging`` into Orthanc's log: ERROR and above -> LogError, WARNING -> LogWarning,
+    the rest -> LogInfo (shown by Orthanc with --verbose).  Records carry the logger's name."""
+
+    def emit(self, record):
+        try:
+            msg = "[%s] %s" % (record.name, self.format(record))
+            if record.levelno >= logging.ERROR:
+                log_error(msg)
+            elif record.levelno >= logging.WARNING:
+                log_warning(msg)
+            else:
+                log_info(msg)
+        except Exception:
+            self.handleError(record)
+
+
+def install_logging():
+    root = logging.getLogger()
+    if not any(isinstance(h, OrthancLogHandler) for h in root.handlers):
+        root.addHandler(OrthancLogHandler())
+    if root.level == logging.WARNING:  # Python's default: let INFO through, Orthanc filters it
+        root.setLevel(logging.INFO)

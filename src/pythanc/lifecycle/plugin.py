@@ -1,0 +1,81 @@
+"""The plugin's life cycle: what runs when Orthanc initialises and finalises pythanc.
+
+``OrthancPluginInitialize`` (C, ``_build/bootstrap.c``) starts Python, then calls
+:func:`pythanc_initialize` here, which reads the configuration, installs the ``orthanc`` module
+(``module``), resets the registrations of every callback family, runs the user's scripts
+(``scripts``) and starts what they need (worker processes, REST dispatch threads, ``reload``).
+This is the top of the run time: it is the module that cffi's embedding imports first, and it
+imports every callback family, whose C entry points thereby exist.
+"""
+
+import os
+import sys
+import traceback
+
+from ..callbacks import registry
+from ..core.config import ConfigError, read_configuration, use_virtualenv
+from ..core.context import STATE, ffi, lib
+from ..core.log import log_error, log_warning, log_exception, install_logging
+from ..workers import pool
+from . import reload
+from .module import orthanc_module, set_verbose
+from .scripts import load_script
+
+CHILD_FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workers", "child")
+
+_loaded = {"modules": [], "paths": {}}
+
+
+@ffi.def_extern(error=0)
+def pythanc_initialize(context):
+    STATE.ctx = context
+    try:
+        log_warning("Python plugin is initializing (pythanc, Python %s)" % sys.version.split()[0])
+        options = read_configuration()
+        if not options["scripts"]:
+            log_warning('The options "PythonScript" and "Python.Path" are not provided: '
+                        'Python scripting is disabled')
+            return 1
+        if options["venv"]:
+            use_virtualenv(options["venv"])
+        module = orthanc_module()
+        sys.modules["orthanc"] = module
+        set_verbose(module, options["verbose"])
+        if CHILD_FOLDER not in sys.path:  # "import orthanc" in the script's multiprocessing children
+            sys.path.append(CHILD_FOLDER)
+        install_logging()
+        registry.reset()
+        pool.configure(options["workers"], options["worker_timeout"], options["scripts"], module)
+        for path in options["scripts"]:
+            loaded = load_script(path)
+            _loaded["modules"].append(loaded.__name__)
+            _loaded["paths"][loaded.__name__] = os.path.abspath(path)
+        pool.start()
+        if options["rest_threads"]:
+            lib.pythanc_start_rest_threads(options["rest_threads"])
+        if options["reload"]:
+            reload.start(dict(_loaded["paths"]))
+        return 1
+    except ConfigError as e:
+        log_error(str(e))
+    except BaseException:
+        log_error("Error during the installation of the Python script, traceback:\n%s"
+                  % traceback.format_exc().rstrip())
+    return 0
+
+
+@ffi.def_extern()
+def pythanc_finalize():
+    try:
+        log_warning("Python plugin is finalizing")
+        reload.stop()
+        registry.shutdown()
+        pool.stop()
+        for name in _loaded["modules"]:
+            sys.modules.pop(name, None)
+        _loaded["modules"] = []
+        _loaded["paths"] = {}
+    except BaseException:
+        log_exception("finalization of the Python plugin")
+    finally:
+        STATE.ctx = None
