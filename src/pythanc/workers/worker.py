@@ -428,6 +428,11 @@ def _module_info_from_source():
             functions[node.name] = ast.get_docstring(node)
         elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name = node.targets[0].id
+            if name == "_HANDWRITTEN":  # the functions implemented by hand (not in this source)
+                for n in ast.literal_eval(node.value):
+                    if "." not in n:
+                        functions[n] = None
+                continue
             if name.startswith("_"):
                 continue
             if isinstance(node.value, ast.Constant) and isinstance(node.value.value, (str, int, float, bool)):
