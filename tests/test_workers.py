@@ -451,3 +451,32 @@ def test_script_multiprocessing_with_explicit_start_method(orthanc_server, write
     assert r.status_code == 200, r.text
     assert r.text == "[2.0, 3.0][(9, 9)]"
     server.stop(timeout=60)
+
+
+DEFAULT_METHOD_SCRIPT = '''\
+import json
+import multiprocessing
+import orthanc
+
+# nothing chose a method for the script: pythanc only changed the default
+CHOSEN_BEFORE = multiprocessing.get_start_method(allow_none=True)
+{choose}
+
+def OnRest(output, uri, **request):
+    output.AnswerBuffer(json.dumps([CHOSEN_BEFORE, multiprocessing.get_start_method()]), "application/json")
+
+orthanc.RegisterRestCallback("/start-method", OnRest)
+'''
+
+
+@pytest.mark.parametrize("choose,expected", [
+    ("", "fork"),
+    ("multiprocessing.set_start_method('spawn')", "spawn"),
+])
+def test_multiprocessing_default_start_method_stays_fork(orthanc_server, write_script, choose, expected):
+    """Python 3.14 made "forkserver" the default; scripts written for the official plugin assume
+    "fork" (seed samples 13 and 14 create a Pool at import): pythanc keeps "fork" as the default
+    on every Python, without choosing it for the script, which can still choose another method."""
+    script = write_script(DEFAULT_METHOD_SCRIPT.format(choose=choose), "start_method_%s.py" % expected)
+    server = orthanc_server(script=script)
+    assert server.get("/start-method").json() == [None, expected]

@@ -16,6 +16,7 @@ from ..callbacks import registry
 from ..core.config import ConfigError, read_configuration, use_virtualenv
 from ..core.context import STATE, ffi, lib
 from ..core.log import log_error, log_warning, log_exception, install_logging
+from ..core.script_env import keep_fork_start_method
 from ..workers import pool
 from . import reload
 from .module import orthanc_module, set_verbose
@@ -44,6 +45,7 @@ def pythanc_initialize(context):
         if CHILD_FOLDER not in sys.path:  # "import orthanc" in the script's multiprocessing children
             sys.path.append(CHILD_FOLDER)
         install_logging()
+        keep_fork_start_method()
         registry.reset()
         pool.configure(options["workers"], options["worker_timeout"], options["scripts"], module)
         for path in options["scripts"]:

@@ -27,6 +27,7 @@ import traceback
 import types
 
 from pythanc.core.errors import OrthancException
+from pythanc.core.script_env import keep_fork_start_method
 
 # ---------------------------------------------------------------------------------------------
 # Wire format: [u64 pickle size][u32 blob count][u64 blob size]*count [pickle][blob]*count
@@ -514,6 +515,7 @@ def main(fd):
     mod = w.build_module(config["module"])
     sys.modules["orthanc"] = mod
     _install_logging(mod)
+    keep_fork_start_method()
     w.active = True  # the script may use the orthanc module at start-up: Orthanc serves us now
     try:
         for path in config["scripts"]:
