@@ -1,5 +1,6 @@
 """For script authors: virtualenvs, several scripts, logging, reload, stubs, doctor."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import time
 import pytest
 
 from conftest import SEEDS
+from pythanc.testing import orthanc_version
 
 BIN = os.path.dirname(sys.executable)
 
@@ -135,7 +137,12 @@ def test_doctor(tmp_path):
     bad.write_text("import orthanc\nimport surely_not_installed_pkg\n")
     r = subprocess.run([os.path.join(BIN, "pythanc"), "doctor", "--script", str(good)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout
-    assert "ok:      Orthanc 1.10.1" in r.stdout and "0 problem(s) found" in r.stdout
+    version = ".".join(map(str, orthanc_version()))
+    sdk = json.loads(subprocess.run([os.path.join(BIN, "pythanc"), "coverage", "--json"], capture_output=True,
+                                    text=True).stdout or "{}").get("sdk_version")
+    assert "ok:      Orthanc %s" % version in r.stdout and "0 problem(s) found" in r.stdout
+    if sdk is not None:
+        assert "built for SDK %s" % ".".join(map(str, sdk)) in r.stdout
     r = subprocess.run([os.path.join(BIN, "pythanc"), "doctor", "--script", str(bad)], capture_output=True, text=True)
     assert r.returncode == 1
     assert "the script imports 'surely_not_installed_pkg', which is not installed" in r.stdout

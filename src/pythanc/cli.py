@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from . import __version__, plugin_path
-from .testing import ORTHANC, make_config
+from .testing import ORTHANC, make_config, orthanc_version
 
 
 def cmd_plugin_path(args):
@@ -49,14 +49,12 @@ def _doctor_checks(script=None, config_path=None):
     if not os.path.isfile(ORTHANC):
         yield False, "Orthanc is not installed (%s not found)" % ORTHANC, "apt-get install orthanc"
     else:
-        try:
-            out = subprocess.run([ORTHANC, "--version"], capture_output=True, text=True, timeout=30).stdout
-            m = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
-            version = tuple(int(x) for x in m.groups()) if m else None
-        except (OSError, subprocess.SubprocessError) as e:
-            yield False, "Orthanc (%s) does not run: %s" % (ORTHANC, e), "reinstall Orthanc: apt-get install --reinstall orthanc"
+        version = orthanc_version()
         if version:
             yield True, "Orthanc %s at %s" % (".".join(map(str, version)), ORTHANC), None
+        else:
+            yield False, "Orthanc (%s) does not run or print its version" % ORTHANC, \
+                "reinstall Orthanc: apt-get install --reinstall orthanc"
     # plugin library and the SDK it was built for
     lib = plugin_path()
     if not os.path.isfile(lib):
@@ -80,8 +78,13 @@ def _doctor_checks(script=None, config_path=None):
             yield False, "Orthanc %s is older than the SDK pythanc was built for (%s): Orthanc will refuse the plugin" % (
                 ".".join(map(str, version)), ".".join(map(str, sdk))), \
                 "rebuild pythanc against this Orthanc's orthanc-dev header, or upgrade Orthanc"
+        elif version and version > sdk:
+            yield True, "built for SDK %s, older than Orthanc %s: it works, but the SDK functions newer than %s " \
+                "are not reachable; rebuild pythanc against this Orthanc's orthanc-dev to reach them" % (
+                    ".".join(map(str, sdk)), ".".join(map(str, version)), ".".join(map(str, sdk))), None
         else:
-            yield True, "built for SDK %s" % ".".join(map(str, sdk)), None
+            yield True, "built for SDK %s, which matches Orthanc %s" % (
+                ".".join(map(str, sdk)), ".".join(map(str, version)) if version else "?"), None
     except (OSError, ValueError, KeyError):
         yield False, "the generated code model is missing", "reinstall pythanc"
     # the script's imports, in the environment the plugin will use

@@ -29,6 +29,18 @@ from . import plugin_path
 ORTHANC = os.environ.get("ORTHANC_BINARY") or shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 
 
+def orthanc_version(binary=None):
+    """The version of the Orthanc binary (``ORTHANC`` by default) as a tuple ``(1, 12, 7)``, from
+    ``Orthanc --version``; ``None`` if it cannot be run.  Tests derive what to expect from it when
+    the Orthanc releases differ."""
+    try:
+        out = subprocess.run([binary or ORTHANC, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
 def wait_until(predicate, timeout=60.0, what="condition", interval=0.05):
     """Poll ``predicate()`` until it returns something true (returned); ``AssertionError`` after
     ``timeout`` seconds.  For tests: a bounded wait on a condition, never a fixed sleep."""
