@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pythanc._build import generate, handwritten, sdkmodel
+from pythanc._build import generate, not_generated, sdkmodel
 
 from conftest import SHARED
 
@@ -113,8 +113,8 @@ def test_coverage_bar(model):
         assert detail, name
     # every hand-written/not-applicable entry names a real SDK function
     names = {f["name"] for f in model["functions"]}
-    for table in (handwritten.HANDWRITTEN, handwritten.NOT_APPLICABLE, handwritten.INTERNAL,
-                  handwritten.IMPLICIT_BUFFER_SIZES):
+    for table in (not_generated.HANDWRITTEN, not_generated.NOT_APPLICABLE, not_generated.INTERNAL,
+                  not_generated.IMPLICIT_BUFFER_SIZES):
         assert set(table) <= names
 
 

@@ -17,7 +17,7 @@ Every conversion is a call into ``pythanc._convert``; the generated text holds n
 
 import keyword
 
-from . import handwritten as hw
+from . import not_generated as hw
 
 PREFIX = "OrthancPlugin"
 INT_RANGES = {
@@ -364,7 +364,7 @@ def python_module(model):
             out.extend(_emit_function(m, p, fn[cname], 0, short(cname)))
             out.append("")
     out.append("")
-    out.append("# Hand-written entry points (see pythanc/_build/handwritten.py)")
+    out.append("# Hand-written entry points (see pythanc/_build/not_generated.py)")
     names = sorted({n for ns in hw.HANDWRITTEN.values() for n in ns if "." not in n} | set(hw.PYTHON_ONLY))
     for n in names:
         src = "_callbacks" if n.startswith("Register") or n == "CreateJob" else "_handwritten"

@@ -93,7 +93,7 @@ def build(outdir, version, python_executable=None, header=None, tmpdir=None):
         f.write('"""Files generated at build time from the installed Orthanc SDK header."""\n')
     with open(os.path.join(gen, "api.py"), "w") as f:
         f.write(generate.python_module(model))
-    with open(os.path.join(HERE, "handwritten_stubs.pyi")) as f:
+    with open(os.path.join(HERE, "not_generated_stubs.pyi")) as f:
         hand_stubs = f.read()
     with open(os.path.join(gen, "orthanc.pyi"), "w") as f:
         f.write(generate.stubs(model, hand_stubs))
