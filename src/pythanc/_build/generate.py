@@ -59,7 +59,7 @@ class Model:
         self.destructors = {}
         for f in model["functions"]:
             a = f["args"]
-            if (f["name"].startswith(PREFIX + "Free") and len(a) == 2 and a[0]["type"] == "OrthancPluginContext *"
+            if (f["name"].startswith(PREFIX + "Free") and len(a) == 2 and _is_context(a[0]["type"])
                     and _base(a[1]["type"]) in self.classes):
                 self.destructors[_base(a[1]["type"])] = f["name"]
 
@@ -75,38 +75,93 @@ class Unsupported(Exception):
     pass
 
 
+def _is_context(ctype):
+    """The SDK context argument (``const`` since SDK 1.13.0 for the functions that only read it)."""
+    return ctype in ("OrthancPluginContext *", "const OrthancPluginContext *")
+
+
+# Out-parameters: a non-const pointer to one of these C types is written by the SDK function and
+# becomes (part of) what the Python function returns.  ``uint8_t`` is the SDK's Boolean.
+OUT_BUFFER_TYPES = {"OrthancPluginMemoryBuffer": "buffer", "OrthancPluginMemoryBuffer64": "buffer64"}
+OUT_BOOL_TYPES = ("uint8_t",)
+# A Boolean out-parameter with one of these names says whether the other outputs were produced;
+# it is not returned itself: the other outputs are ``None`` when it is false.
+PRESENCE_FLAGS = ("found",)
+
+
+def out_kind(m, a):
+    """``"buffer"``, ``"buffer64"``, ``"bool"``, ``"int"`` or ``"enum"`` for an out-parameter, else ``None``."""
+    t = a["type"]
+    if t.count("*") != 1 or not t.rstrip().endswith("*") or t.startswith("const ") or " const" in t:
+        return None
+    b = _base(t)
+    if b in OUT_BUFFER_TYPES:
+        return OUT_BUFFER_TYPES[b]
+    if b in OUT_BOOL_TYPES:
+        return "bool"
+    if b in INT_RANGES:
+        return "int"
+    if b in m.enums:
+        return "enum"
+    return None
+
+
+def callback_args(f):
+    """The SDK callback types among the arguments of ``f`` (a function taking one registers it)."""
+    return [a["type"] for a in f["args"] if a["kind"] == "callback"]
+
+
 def plan_function(m, f):
-    """Decide how a C function maps to Python.  Returns a dict, or raises Unsupported."""
+    """Decide how a C function maps to Python.  Returns a dict, or raises Unsupported.
+
+    ``params`` are the Python parameters, ``ptypes`` their kinds (``str``, ``buffer``, ``int``,
+    ``enum:<C enum>``, ``float``, ``object:<C class>``) and ``cnames`` the C argument each stands
+    for; ``merged`` maps a buffer parameter to the C size argument it also fills; ``outputs`` are the
+    out-parameters (returned, see :func:`out_kind`); ``presence`` the out-parameter that says
+    whether the others were produced; ``result`` the kind of the C result."""
     args = list(f["args"])
-    plan = {"c": f["name"], "params": [], "call": [], "receiver": None, "target": None, "result": None}
-    if args and args[0]["type"] == "OrthancPluginContext *":
+    plan = {"c": f["name"], "params": [], "ptypes": [], "cnames": [], "merged": {}, "call": [], "receiver": None,
+            "outputs": [], "presence": None, "result": None}
+    if args and _is_context(args[0]["type"]):
         plan["call"].append("(_S.ctx or _ctx())")
         args = args[1:]
     else:
         raise Unsupported("no context argument")
-    if args and args[0]["name"] == "target" and _base(args[0]["type"]) in ("OrthancPluginMemoryBuffer",
-                                                                           "OrthancPluginMemoryBuffer64"):
-        plan["target"] = _base(args[0]["type"])
-        plan["call"].append("_t")
-        args = args[1:]
     i = 0
     first = True
+    nbuf = 0
     while i < len(args):
         a = args[i]
         name = a["name"]
         pyname = name + "_" if keyword.iskeyword(name) else name
         cls = m.object_class(a["type"])
         nxt = args[i + 1] if i + 1 < len(args) else None
+        ok = out_kind(m, a)
+        if ok is not None:
+            if ok.startswith("buffer"):
+                nbuf += 1
+                var = "_t" if nbuf == 1 else "_t%d" % nbuf
+            else:
+                var = "_o_" + name
+            plan["outputs"].append({"name": name, "kind": ok, "var": var, "ctype": _base(a["type"])})
+            plan["call"].append(var)
+            i += 1
+            continue  # an output before the receiver does not make it a global function
         if cls is not None:
             if first:
                 plan["receiver"] = cls
                 plan["call"].append("(self._ptr or self._p())")
             else:
                 plan["params"].append(pyname)
+                plan["ptypes"].append("object:" + cls)
+                plan["cnames"].append(name)
                 plan["call"].append("_obj(%s, %s, %r)" % (pyname, short(cls), name))
         elif a["kind"] in ("const void*", "const char*") and nxt is not None and nxt["kind"] == "int" and \
                 (nxt["name"].lower().endswith("size")) and "*" not in nxt["type"]:
             plan["params"].append(pyname)
+            plan["ptypes"].append("buffer")
+            plan["cnames"].append(name)
+            plan["merged"][pyname] = nxt["name"]
             fn = "_buf64" if nxt["type"] == "uint64_t" else "_buf"
             limit = 2**63 - 1 if nxt["type"] == "uint64_t" else 2**32 - 1
             # bytes go to C as they are; anything else through the converter
@@ -122,9 +177,13 @@ def plan_function(m, f):
             i += 1
         elif a["kind"] == "const void*" and f["name"] in hw.IMPLICIT_BUFFER_SIZES:
             plan["params"].append(pyname)
+            plan["ptypes"].append("buffer")
+            plan["cnames"].append(name)
             plan["call"].append("_rawbuf(%s, %r, %s)" % (pyname, name, hw.IMPLICIT_BUFFER_SIZES[f["name"]]))
         elif a["kind"] == "const char*":
             plan["params"].append(pyname)
+            plan["ptypes"].append("str")
+            plan["cnames"].append(name)
             plan["call"].append("(%s.encode('utf-8', 'surrogateescape') if _type(%s) is str and '\\0' not in %s "
                                 "else _str(%s, %r))" % (pyname, pyname, pyname, pyname, name))
         elif a["kind"] == "enum":
@@ -133,24 +192,32 @@ def plan_function(m, f):
             signed = e is None or any(v["value"] < 0 for v in e["values"])
             lo, hi = INT_RANGES["int32_t"] if signed else INT_RANGES["uint32_t"]
             plan["params"].append(pyname)
+            plan["ptypes"].append("enum:" + _base(a["type"]) if e is not None else "int")
+            plan["cnames"].append(name)
             plan["call"].append("_int(%s, %r, %d, %d)" % (pyname, name, lo, hi))
         elif a["kind"] == "int":
             lo, hi = INT_RANGES.get(a["type"].replace("const ", "").strip(), INT_RANGES["int64_t"])
             plan["params"].append(pyname)
+            plan["ptypes"].append("int")
+            plan["cnames"].append(name)
             plan["call"].append("_int(%s, %r, %d, %d)" % (pyname, name, lo, hi))
         elif a["kind"] == "float":
             plan["params"].append(pyname)
+            plan["ptypes"].append("float")
+            plan["cnames"].append(name)
             plan["call"].append("_float(%s, %r)" % (pyname, name))
         else:
             raise Unsupported("argument %s of type %s" % (name, a["type"]))
         first = False
         i += 1
+    outs = plan["outputs"]
+    flags = [o for o in outs if o["kind"] == "bool" and o["name"] in PRESENCE_FLAGS]
+    if flags and len(outs) > 1:
+        plan["presence"] = flags[0]
     r = f["result"]
-    if plan["target"]:
-        if r != "OrthancPluginErrorCode":
-            raise Unsupported("target buffer without an error code")
-        plan["result"] = "buffer"
-    elif r == "void":
+    if outs and r not in ("OrthancPluginErrorCode", "void"):
+        raise Unsupported("a result of type %s and out-parameters" % r)
+    if r == "void":
         plan["result"] = "void"
     elif r == "OrthancPluginErrorCode":
         plan["result"] = "check"
@@ -160,7 +227,9 @@ def plan_function(m, f):
         plan["result"] = "static_string"
     elif m.object_class(r) is not None:
         plan["result"] = "object:" + m.object_class(r)
-    elif r in m.enums or r in INT_RANGES or r in ("int", "uint32_t", "int32_t", "int64_t", "uint16_t"):
+    elif r in m.enums:
+        plan["result"] = "enum:" + r
+    elif r in INT_RANGES or r in ("int", "uint32_t", "int32_t", "int64_t", "uint16_t"):
         plan["result"] = "int"
     elif r == "float":
         plan["result"] = "float"
@@ -169,14 +238,41 @@ def plan_function(m, f):
     return plan
 
 
+def returned_outputs(plan):
+    """The out-parameters that the Python function returns (all but a presence flag), in C order."""
+    return [o for o in plan["outputs"] if o is not plan["presence"]]
+
+
+def method_aliases(plan, pyname):
+    """Short names of a method (official plugin 6.0+): the class name is dropped from the start of
+    the method name (``FindMatcher.FindMatcherIsMatch`` -> ``FindMatcher.IsMatch``)."""
+    cls = short(plan["receiver"]) if plan["receiver"] else None
+    if cls and pyname.startswith(cls) and pyname[len(cls):][:1].isupper():
+        return [pyname[len(cls):]]
+    return []
+
+
+def handwritten_names(m):
+    """``{Python name: [C functions]}`` of the hand-written entry points that this header allows: a name
+    exists only if every C function it calls is in the header (as the official module does)."""
+    uses = {}
+    for cfun, pynames in hw.HANDWRITTEN.items():
+        for n in pynames:
+            uses.setdefault(n, []).append(cfun)
+    return {n: cfuns for n, cfuns in uses.items() if all(c in m.functions for c in cfuns)}
+
+
 def classify(model):
-    """Split the header's functions into generated / hand-written / internal / not applicable / destructor.
+    """Split the header's functions into generated / hand-written / internal / not applicable /
+    destructor / to hand-write (callback registrations that need hand-written run-time code) /
+    unsupported.
 
     Returns ``(m, plans, table)`` where ``table`` maps each C function to ``(status, detail)``.
     """
     m = Model(model)
     plans, table = {}, {}
     destructor_fns = set(m.destructors.values())
+    taken = set(handwritten_names(m))
     for f in model["functions"]:
         n = f["name"]
         if n in hw.HANDWRITTEN:
@@ -187,14 +283,21 @@ def classify(model):
             table[n] = ("not applicable", hw.NOT_APPLICABLE[n])
         elif n in destructor_fns:
             table[n] = ("destructor", "frees %s objects owned by Python" % short(_base(f["args"][1]["type"])))
+        elif callback_args(f):
+            pyname = hw.TO_HANDWRITE.get(n, short(n))
+            table[n] = ("to hand-write", "takes the SDK callback type(s) %s: needs hand-written run-time code "
+                        "(Python name: %s)" % (", ".join(_base(t) for t in callback_args(f)), pyname))
         else:
             try:
                 p = plan_function(m, f)
             except Unsupported as e:
                 table[n] = ("unsupported", str(e))
                 continue
-            plans[n] = p
             pyname = short(n) if p["receiver"] is None else "%s.%s" % (short(p["receiver"]), short(n))
+            if pyname in taken:
+                table[n] = ("unsupported", "its Python name %s is taken by a hand-written entry point" % pyname)
+                continue
+            plans[n] = p
             table[n] = ("generated", pyname)
     return m, plans, table
 
@@ -264,6 +367,15 @@ def _doc_without_context(f):
     return "\n".join(lines)
 
 
+def _output_value(o):
+    """The Python value of an out-parameter after the call."""
+    if o["kind"].startswith("buffer"):
+        return "_take_buffer(%s)" % o["var"]
+    if o["kind"] == "bool":
+        return "%s[0] != 0" % o["var"]
+    return "%s[0]" % o["var"]
+
+
 def _emit_function(m, p, f, indent, name):
     pad = " " * indent
     params = (["self"] if p["receiver"] else []) + p["params"]
@@ -271,17 +383,27 @@ def _emit_function(m, p, f, indent, name):
     body = pad + "    "
     for line in p.get("prelude", []):
         lines.append(body + line)
-    if p["target"]:
-        lines.append("%s_t = _new_buffer%s()" % (body, "64" if p["target"].endswith("64") else ""))
+    buffers = [o for o in p["outputs"] if o["kind"].startswith("buffer")]
+    for o in p["outputs"]:
+        if o["kind"].startswith("buffer"):
+            lines.append("%s%s = _new_buffer%s()" % (body, o["var"], "64" if o["kind"] == "buffer64" else ""))
+        else:
+            lines.append("%s%s = _new_out(%r)" % (body, o["var"], o["ctype"]))
     call = "_lib.%s(%s)" % (p["c"], ", ".join(p["call"]))
     r = p["result"]
-    if r == "buffer":
-        lines.append("%s_check(%s, _t)" % (body, call))
-        lines.append("%sreturn _take_buffer(_t)" % body)
-    elif r == "void":
-        lines.append("%s%s" % (body, call))
+    if r == "check" and len(buffers) > 1:
+        # an error leaves nothing to return: free whatever Orthanc may have put in the buffers
+        lines.append("%s_e = %s" % (body, call))
+        lines.append("%sif _e:" % body)
+        for o in buffers[1:]:
+            lines.append("%s    _take_buffer(%s)" % (body, o["var"]))
+        lines.append("%s_check(_e, %s)" % (body, buffers[0]["var"]))
+    elif r == "check" and buffers:
+        lines.append("%s_check(%s, %s)" % (body, call, buffers[0]["var"]))
     elif r == "check":
         lines.append("%s_check(%s)" % (body, call))
+    elif r == "void":
+        lines.append("%s%s" % (body, call))
     elif r == "string":
         lines.append("%sreturn _take_string(%s)" % (body, call))
     elif r == "static_string":
@@ -290,10 +412,18 @@ def _emit_function(m, p, f, indent, name):
         cls = r.split(":", 1)[1]
         free = m.destructors.get(cls)
         lines.append("%sreturn _own(%s, %s, %s)" % (body, short(cls), call, ("_lib." + free) if free else "None"))
-    elif r == "int":
+    elif r in ("int", "float") or r.startswith("enum:"):
         lines.append("%sreturn %s" % (body, call))
-    elif r == "float":
-        lines.append("%sreturn %s" % (body, call))
+    outs = returned_outputs(p)
+    if p["presence"] is not None:
+        lines.append("%sif not %s[0]:" % (body, p["presence"]["var"]))
+        for o in buffers:
+            lines.append("%s    _take_buffer(%s)" % (body, o["var"]))
+        lines.append("%s    return %s" % (body, "None" if len(outs) == 1 else "(%s)" % ", ".join(["None"] * len(outs))))
+    if len(outs) == 1:
+        lines.append("%sreturn %s" % (body, _output_value(outs[0])))
+    elif outs:
+        lines.append("%sreturn (%s)" % (body, ", ".join(_output_value(o) for o in outs)))
     return lines
 
 
@@ -309,11 +439,13 @@ def python_module(model):
            "from pythanc._convert import (STATE as _S, _lib, _ctx, _check, _str, _buf, _buf64, _int, _float, _obj, _own,",
            "                              _rawbuf, _new_buffer, _new_buffer64, _take_buffer, _take_string, _static_string,",
            "                              OrthancObject, OrthancException, _method)",
-           "from pythanc import _handwritten, _callbacks",
-           "",
-           "SDK_VERSION = %r" % ".".join(map(str, model["sdk_version"])),
-           "_type, _len = type, len  # SDK parameters may be called 'type'",
-           ""]
+           "from pythanc import _handwritten, _callbacks"]
+    if any(o["kind"] not in OUT_BUFFER_TYPES.values() for p in plans.values() for o in p["outputs"]):
+        out.append("from pythanc._convert import _new_out")
+    out += ["",
+            "SDK_VERSION = %r" % ".".join(map(str, model["sdk_version"])),
+            "_type, _len = type, len  # SDK parameters may be called 'type'",
+            ""]
     # enums
     for e in model["enums"]:
         out.append("")
@@ -333,15 +465,10 @@ def python_module(model):
         if p["receiver"]:
             methods.setdefault(p["receiver"], []).append(cname)
     hw_methods = {}
-    for cfun, pynames in hw.HANDWRITTEN.items():
-        for n in pynames:
-            if "." in n:
-                c, meth = n.split(".")
-                hw_methods.setdefault(c, []).append(meth)
-    aliases = {}
-    for a, target in hw.ALIASES.items():
-        c, meth = a.split(".")
-        aliases.setdefault(c, []).append((meth, target.split(".")[1]))
+    for n in handwritten_names(m):
+        if "." in n:
+            c, meth = n.split(".")
+            hw_methods.setdefault(c, []).append(meth)
     for c in model["classes"]:
         cls = short(c["name"])
         out.append("")
@@ -354,7 +481,7 @@ def python_module(model):
             out.extend(_emit_function(m, plans[cname], fn[cname], 4, short(cname)))
         for meth in hw_methods.get(cls, []):
             out.append("    %s = _handwritten.%s_%s" % (meth, cls, meth))
-        for alias, target in aliases.get(cls, []):
+        for alias, target in class_aliases(m, plans, c["name"]):
             out.append("    %s = %s" % (alias, target))
         out.append("")
     # global functions
@@ -365,7 +492,7 @@ def python_module(model):
             out.append("")
     out.append("")
     out.append("# Hand-written entry points (see pythanc/_build/not_generated.py)")
-    names = sorted({n for ns in hw.HANDWRITTEN.values() for n in ns if "." not in n} | set(hw.PYTHON_ONLY))
+    names = sorted(n for n in handwritten_names(m) if "." not in n)
     for n in names:
         src = "_callbacks" if n.startswith("Register") or n == "CreateJob" else "_handwritten"
         out.append("%s = %s.%s" % (n, src, n))
@@ -373,6 +500,27 @@ def python_module(model):
     out.append("_handwritten._bind(globals())")
     out.append("")
     return "\n".join(out)
+
+
+def class_aliases(m, plans, cname):
+    """``[(alias, method)]`` of a class: the short method names of :func:`method_aliases`, and the
+    aliases of ``not_generated.ALIASES`` whose method exists."""
+    cls = short(cname)
+    have = {short(c) for c, p in plans.items() if p["receiver"] == cname}
+    have |= {n.split(".")[1] for n in handwritten_names(m) if n.startswith(cls + ".")}
+    out = []
+    for c, p in plans.items():
+        if p["receiver"] == cname:
+            for alias in method_aliases(p, short(c)):
+                if alias not in have:
+                    out.append((alias, short(c)))
+                    have.add(alias)
+    for a, target in hw.ALIASES.items():
+        c, meth = a.split(".")
+        if c == cls and meth not in have and target.split(".")[1] in have:
+            out.append((meth, target.split(".")[1]))
+            have.add(meth)
+    return out
 
 
 def coverage(model):
@@ -406,32 +554,54 @@ _STUB_HANDWRITTEN_METHODS = {
 }
 
 
+def _stub_type(ptype):
+    if ptype == "buffer":
+        return "_Buffer"
+    if ptype in ("str", "int", "float"):
+        return ptype
+    if ptype.startswith("enum:"):
+        return "int"
+    if ptype.startswith("object:"):
+        return "Optional[%s]" % short(ptype.split(":", 1)[1])
+    return "Any"
+
+
 def _stub_params(m, plan, f):
-    types = []
-    args = [a for a in f["args"] if a["type"] != "OrthancPluginContext *"]
-    if plan["target"]:
-        args = args[1:]
-    calls = [c for c in plan["call"] if c not in ("(_S.ctx or _ctx())", "_t", "(self._ptr or self._p())")]
-    for call, name in zip(calls, plan["params"]):
-        if call.startswith("_%s_p" % name) or call.startswith("_rawbuf"):
-            types.append("_Buffer")
-        elif call.startswith("(%s.encode(" % name):
-            types.append("str")
-        elif call.startswith("_int"):
-            types.append("int")
-        elif call.startswith("_float"):
-            types.append("float")
-        elif call.startswith("_obj"):
-            types.append("Optional[%s]" % call.split(", ")[1])
-        else:
-            types.append("Any")
-    return ["%s: %s" % (n, t) for n, t in zip(plan["params"], types)]
+    return ["%s: %s" % (n, _stub_type(t)) for n, t in zip(plan["params"], plan["ptypes"])]
+
+
+_STUB_OUTPUT = {"buffer": "bytes", "buffer64": "bytes", "bool": "bool", "int": "int", "enum": "int"}
 
 
 def _stub_result(plan):
+    outs = returned_outputs(plan)
+    if outs:
+        types = [_STUB_OUTPUT[o["kind"]] for o in outs]
+        if plan["presence"] is not None:
+            types = ["Optional[%s]" % t for t in types]
+        return types[0] if len(types) == 1 else "Tuple[%s]" % ", ".join(types)
     r = plan["result"]
-    return {"buffer": "bytes", "void": "None", "check": "None", "string": "str", "static_string": "Optional[str]",
-            "int": "int", "float": "float"}.get(r) or short(r.split(":", 1)[1])
+    if r.startswith("object:"):
+        return short(r.split(":", 1)[1])
+    if r.startswith("enum:"):
+        return "int"
+    return {"void": "None", "check": "None", "string": "str", "static_string": "Optional[str]",
+            "int": "int", "float": "float"}[r]
+
+
+def _handwritten_stub_text(m, text):
+    """The hand-written stubs, without the entry points whose C functions this header lacks."""
+    import ast
+    allowed = handwritten_names(m)
+    every = {n for ns in hw.HANDWRITTEN.values() for n in ns}
+    tree = ast.parse(text)
+    lines = text.splitlines()
+    drop = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name in every and node.name not in allowed:
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            drop.update(range(start, node.end_lineno + 1))
+    return "\n".join(l for i, l in enumerate(lines, 1) if i not in drop)
 
 
 def stubs(model, handwritten_stub_text):
@@ -451,9 +621,11 @@ def stubs(model, handwritten_stub_text):
             if not v["name"].endswith("_INTERNAL"):
                 out.append("    %s: int" % enum_member_name(e["name"], v["name"]))
         out.append("")
+    allowed = handwritten_names(m)
     hw_methods = {}
     for key, text in _STUB_HANDWRITTEN_METHODS.items():
-        hw_methods.setdefault(key.split(".")[0], []).append(text)
+        if key in allowed:
+            hw_methods.setdefault(key.split(".")[0], []).append(text)
     for c in model["classes"]:
         cls = short(c["name"])
         out.append("class %s:" % cls)
@@ -464,9 +636,8 @@ def stubs(model, handwritten_stub_text):
                 body.append("    def %s(%s) -> %s: ..." % (short(cname), ", ".join(params), _stub_result(p)))
         for text in hw_methods.get(cls, []):
             body.append("    " + text)
-        for alias, target in hw.ALIASES.items():
-            if alias.split(".")[0] == cls:
-                body.append("    %s = %s" % (alias.split(".")[1], target.split(".")[1]))
+        for alias, target in class_aliases(m, plans, c["name"]):
+            body.append("    %s = %s" % (alias, target))
         out.extend(body or ["    ..."])
         out.append("")
     for cname, p in plans.items():
@@ -474,5 +645,5 @@ def stubs(model, handwritten_stub_text):
             out.append("def %s(%s) -> %s: ..." % (short(cname), ", ".join(_stub_params(m, p, m.functions[cname])),
                                                   _stub_result(p)))
     out.append("")
-    out.append(handwritten_stub_text)
+    out.append(_handwritten_stub_text(m, handwritten_stub_text))
     return "\n".join(out) + "\n"
