@@ -66,11 +66,15 @@ def _module_names(tree):
             funcs.add(node.name)
         elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
             funcs.add(node.targets[0].id)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):  # stubs
+            funcs.add(node.target.id)
         elif isinstance(node, ast.ClassDef):
             members = {}
             for item in node.body:
                 if isinstance(item, ast.FunctionDef):
                     members[item.name] = None
+                elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):  # stubs
+                    members[item.target.id] = None
                 elif isinstance(item, ast.Assign) and isinstance(item.targets[0], ast.Name):
                     v = item.value
                     try:
@@ -394,10 +398,9 @@ def _run_generated(text, lib):
           "_take_buffer": take, "_take_string": None, "_static_string": None, "OrthancObject": Obj,
           "OrthancException": Exc, "_method": None, "_new_out": lambda t: [0],
           "_handwritten": Anything(), "_callbacks": Anything()}
-    assert "from pythanc._convert import _new_out" in text
-    code = text.replace("from pythanc._convert import _new_out\n", "")
-    code = code[code.index("from pythanc import _handwritten, _callbacks"):].replace(
+    code = text[text.index("from pythanc import _handwritten, _callbacks"):].replace(
         "from pythanc import _handwritten, _callbacks", "", 1)
+    code = re.sub(r"from pythanc._convert import [\w, ]+\n", "", code)
     exec(compile(code, "api.py", "exec"), ns)
     return ns, Exc
 
@@ -448,3 +451,107 @@ def test_generated_module_imports_only_existing_helpers(model, synthetic):
         for node in ast.parse(generate.python_module(m)).body:
             if isinstance(node, ast.ImportFrom) and node.module == "pythanc._convert":
                 assert {a.name for a in node.names} <= defined
+
+
+# ---- docstrings and stubs speak Python
+
+# What a docstring must not say: Python code frees nothing, and sees no memory buffer, no SDK
+# context and no error code returned.
+C_SPEAK = [r"OrthancPluginFree", r"MemoryBuffer", r"memory buffer", r"error code if failure", r"\b0 if success",
+           r"\bfreed?\b", r"plugin context", r"OrthancPluginContext", r"OrthancPluginInitialize"]
+
+
+def _sections(doc):
+    """``{title: [lines]}`` of a numpydoc docstring."""
+    out, title = {}, None
+    lines = doc.splitlines()
+    for i, line in enumerate(lines):
+        if i + 1 < len(lines) and lines[i + 1] and set(lines[i + 1]) == {"-"} and len(lines[i + 1]) == len(line):
+            title = line
+            out[title] = []
+        elif title is not None and not set(line) == {"-"}:
+            out[title].append(line)
+    return out
+
+
+def _generated_functions(tree):
+    """``(qualified name, FunctionDef)`` of every function written by the generator."""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            yield node.name, node
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef):
+                    yield "%s.%s" % (node.name, item.name), item
+
+
+def test_docstrings_document_the_python_signature(api_tree):
+    checked = 0
+    for name, fn in _generated_functions(api_tree):
+        doc = ast.get_docstring(fn)
+        assert doc, name
+        for pattern in C_SPEAK:
+            assert not re.search(pattern, doc), (name, pattern, doc)
+        sections = _sections(doc)
+        documented = [l.split(" : ")[0] for l in sections.get("Parameters", []) if l and not l.startswith(" ")]
+        params = [a.arg for a in fn.args.args if a.arg != "self"]
+        assert documented == params, name  # each parameter, as Python names it, in order; nothing else
+        returns_none = all(isinstance(n.value, type(None)) or n.value is None
+                           for n in ast.walk(fn) if isinstance(n, ast.Return))
+        assert ("Returns" in sections) != returns_none, name
+        if "_check(" in ast.unparse(fn):
+            assert any(l.startswith("OrthancException") for l in sections["Raises"]), name
+        checked += 1
+    assert checked > 100
+
+
+def test_docstrings_give_python_types(model):
+    text = generate.python_module(model)
+    tree = ast.parse(text)
+    docs = {name: ast.get_docstring(fn) for name, fn in _generated_functions(tree)}
+    assert _sections(docs["RestApiGet"])["Returns"][0] == "bytes"
+    assert _sections(docs["RestApiPost"])["Parameters"][2] == "body : bytes, bytearray, memoryview or str"
+    assert _sections(docs["LookupPatient"])["Returns"][0] == "str"
+    assert _sections(docs["CreateImage"])["Returns"][0] == "orthanc.Image"
+    assert "Owned by Python" in docs["CreateImage"]
+    assert _sections(docs["RestOutput.SendHttpStatusCode"])["Parameters"][0] == "status : int"
+    assert "method : int, a value of ``orthanc.HttpMethod``" not in docs["RestApiGet"]
+    assert _sections(docs["HttpGet"])["Parameters"][2] == "username : str or None"  # the SDK allows NULL
+    assert "FREE" not in docs["DicomInstance.GetInstanceRemoteAet"].upper()
+
+
+def test_synthetic_docstrings(synthetic):
+    tree = ast.parse(generate.python_module(synthetic))
+    docs = {name: ast.get_docstring(fn) for name, fn in _generated_functions(tree)}
+    lookup = _sections(docs["LookUp"])
+    assert lookup["Returns"][0] == "bytes or None"
+    assert "``None`` unless the key exists." in " ".join(lookup["Returns"])
+    assert _sections(docs["Thing.ThingNext"])["Returns"][0] == "bool"
+    store = _sections(docs["Store"])["Returns"]
+    assert [l for l in store if l and not l.startswith(" ")] == [
+        "id : bytes", "uuid : bytes", "status : int, a value of ``orthanc.StoreStatus``"]
+
+
+def _stub_tree(model):
+    with open(os.path.join(os.path.dirname(generate.__file__), "not_generated_stubs.pyi")) as f:
+        return ast.parse(generate.stubs(model, f.read()))
+
+
+def test_every_stub_has_a_docstring(model):
+    tree = _stub_tree(model)
+    missing = [n.name for n in ast.walk(tree)
+               if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not ast.get_docstring(n)]
+    assert missing == []
+    # the generated entries carry the docstrings of the module
+    api = {name: ast.get_docstring(fn) for name, fn in _generated_functions(ast.parse(generate.python_module(model)))}
+    stub = {name: ast.get_docstring(fn) for name, fn in _generated_functions(tree)}
+    assert [n for n in api if stub.get(n) != api[n]] == []
+
+
+def test_every_entry_point_has_a_stub(model):
+    """Every function and method of the module (generated, hand-written, aliases) is in the stubs."""
+    funcs, classes = _module_names(_stub_tree(model))
+    mod_funcs, mod_classes = _module_names(ast.parse(generate.python_module(model)))
+    assert sorted(n for n in mod_funcs if not n.startswith("_") and n not in funcs and n != "SDK_VERSION") == []
+    for cls, members in mod_classes.items():
+        assert sorted(m for m in members if not m.startswith("_") and m not in classes.get(cls, {})) == [], cls

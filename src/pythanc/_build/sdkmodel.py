@@ -10,11 +10,11 @@ regular expressions.  The result is a plain, JSON-serialisable dictionary:
     ``args`` (list of ``{"name", "type", "kind"}``), ``doc`` (the comment as plain
     text) and ``docs`` (the same comment split by :func:`parse_comment`).
 ``enums``
-    every ``OrthancPlugin*`` enum: ``name``, ``doc`` and ``values``
+    every ``OrthancPlugin*`` enum: ``name``, ``doc``, ``docs`` and ``values``
     (``{"name", "value", "doc"}``), in header order.
 ``classes``
     opaque object types (``typedef struct _X_t OrthancPluginX;`` without a
-    definition): ``name`` (C typedef) and ``doc``.
+    definition): ``name`` (C typedef), ``doc`` and ``docs``.
 ``structs``
     public structures with their fields (``name``, ``fields``, ``doc``).
 ``callbacks``
@@ -76,6 +76,10 @@ def clean_comment(raw):
         s = line.strip()
         if s.startswith("/**") or s.startswith("/*"):
             s = s.lstrip("/").lstrip("*")
+            if s.startswith("!<"):  # /*!< member documentation */
+                s = s[2:]
+            elif s.startswith("!"):
+                s = s[1:]
         if s.endswith("*/"):
             s = s[:-2].rstrip("*")
         s = s.strip()
@@ -125,6 +129,8 @@ def _comment_lines(raw):
         s = line.strip()
         if s.startswith("/**") or s.startswith("/*!") or s.startswith("/*"):
             s = s[3:] if s.startswith(("/**", "/*!")) else s[2:]
+            if s.startswith("<"):  # /*!< member documentation */
+                s = s[1:]
         if s.endswith("*/"):
             s = s[:-2].rstrip("*")
         s = s.strip()
@@ -297,6 +303,7 @@ def _typedef(ci, cur, model, seen_enums):
     under = cur.underlying_typedef_type
     canon = under.get_canonical()
     doc = clean_comment(cur.raw_comment)
+    docs = parse_comment(cur.raw_comment)
     if canon.kind == ci.TypeKind.ENUM:
         if name in seen_enums:
             return
@@ -304,12 +311,13 @@ def _typedef(ci, cur, model, seen_enums):
         edecl = canon.get_declaration()
         values = [{"name": c.spelling, "value": c.enum_value, "doc": clean_comment(c.raw_comment)}
                   for c in edecl.get_children() if c.kind == ci.CursorKind.ENUM_CONSTANT_DECL]
-        model["enums"].append({"name": name, "doc": doc or clean_comment(edecl.raw_comment), "values": values})
+        model["enums"].append({"name": name, "doc": doc or clean_comment(edecl.raw_comment), "values": values,
+                               "docs": docs if cur.raw_comment else parse_comment(edecl.raw_comment)})
         model["decl_order"].append(["enum", name])
     elif canon.kind == ci.TypeKind.RECORD:
         rdecl = canon.get_declaration()
         if not rdecl.is_definition() and (rdecl.get_definition() is None):
-            model["classes"].append({"name": name, "struct": rdecl.spelling, "doc": doc})
+            model["classes"].append({"name": name, "struct": rdecl.spelling, "doc": doc, "docs": docs})
             model["decl_order"].append(["class", name])
         else:
             fields = [{"name": f.spelling, "type": f.type.spelling, "kind": _kind(f.type)}
