@@ -122,7 +122,9 @@ IMPLICIT_BUFFER_SIZES = {
     "OrthancPluginCompressAndAnswerJpegImage": "pitch * height",
 }
 
-# Python-only entry points (no SDK function of their own).
+# Python-only entry points (no SDK function of their own).  For reference only: the generator emits
+# them through HANDWRITTEN, which lists the C functions they call (a name exists only if the header
+# has all of them).
 PYTHON_ONLY = ["CreateImageFromBuffer", "RegisterMoveCallback2"]
 
 # SDK callback types that get a C entry point implemented in Python (pythanc/_callbacks.py and
