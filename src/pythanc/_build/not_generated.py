@@ -5,8 +5,9 @@ listed here: ``HANDWRITTEN`` maps a C function to the Python name(s) that
 reach it (implemented by hand in ``pythanc/sdk/handwritten.py`` or
 ``pythanc/callbacks/``), ``INTERNAL`` lists the functions pythanc calls for
 the user (so they are reachable, but not by name), and ``NOT_APPLICABLE`` gives
-the reason why a function has no Python form.  ``pythanc coverage`` prints
-this table.
+the reason why a function has no Python form, and ``TO_HANDWRITE`` the
+functions that take SDK callbacks and wait for hand-written run-time code.
+``pythanc coverage`` prints this table.
 
 The generator also reads ``EXTERN_PYTHON``: the SDK callback types for which
 the plugin library gets a C entry point implemented in Python.
@@ -79,16 +80,37 @@ NOT_APPLICABLE = {
                                          "compatibility with the official plugin",
     "OrthancPluginChunkedHttpClient": "streams through six C callbacks and an opaque state; orthanc.HttpClient "
                                       "covers the same requests with whole bodies",
+    # SDK 1.12.0+
+    "OrthancPluginRegisterDatabaseBackendV4": "replaces Orthanc's whole index database: Orthanc sends the back-end "
+                                              "requests serialised with the protobuf messages of "
+                                              "OrthancDatabasePlugin.proto, which the SDK header does not describe; "
+                                              "database back-ends are native plugins (the official Python plugin "
+                                              "has no form of it either)",
 }
 
-# Names that the generator would produce with a different spelling in the official module,
-# and names of the official module kept as aliases of another entry point: alias -> target.
-ALIASES = {
-    "FindMatcher.IsMatch": "FindMatcher.FindMatcherIsMatch",
-    "StorageArea.Create": "StorageArea.StorageAreaCreate",
-    "StorageArea.Read": "StorageArea.StorageAreaRead",
-    "StorageArea.Remove": "StorageArea.StorageAreaRemove",
+# Functions that take SDK callbacks and have no hand-written run-time code yet (the generator never
+# generates a function that takes a callback): C function -> the Python name it will have (the
+# official module's name where it has one).  ``pythanc coverage`` lists them as "to hand-write".
+TO_HANDWRITE = {
+    # SDK 1.12.0+: a job whose content and serialisation are written into memory buffers;
+    # orthanc.CreateJob (OrthancPluginCreateJob, deprecated since 1.12.0) could use it
+    "OrthancPluginCreateJob2": "CreateJob",
+    # SDK 1.12.8+ (Debian: 1.13.0)
+    "OrthancPluginRegisterStorageArea3": "RegisterStorageArea3",
+    "OrthancPluginRegisterFindCallback2": "RegisterFindCallback2",
+    "OrthancPluginRegisterWorklistCallback2": "RegisterWorklistCallback2",
+    # the official module's RegisterMoveCallback2 is the four-callback form of OrthancPluginRegisterMoveCallback
+    "OrthancPluginRegisterMoveCallback2": "RegisterMoveCallback3",
+    "OrthancPluginRegisterStorageCommitmentScpCallback2": "RegisterStorageCommitmentScpCallback2",
+    "OrthancPluginRegisterHttpAuthentication": "RegisterHttpAuthentication",
+    "OrthancPluginRegisterAuditLogHandler": "RegisterAuditLogHandler",
 }
+
+# Names of the official module kept as aliases of another method: "Class.alias" -> "Class.method".
+# The short method names of the official plugin 6.0+ (FindMatcher.IsMatch for
+# FindMatcher.FindMatcherIsMatch, StorageArea.Create, KeysValuesIterator.Next...) are made by rule
+# (generate.method_aliases): list here only the names that no rule gives.
+ALIASES = {}
 
 # Raw image buffers passed without their size: the size the SDK will read, as a Python
 # expression over the other arguments, checked before the call (an image of ``pitch`` bytes per
@@ -100,7 +122,9 @@ IMPLICIT_BUFFER_SIZES = {
     "OrthancPluginCompressAndAnswerJpegImage": "pitch * height",
 }
 
-# Python-only entry points (no SDK function of their own).
+# Python-only entry points (no SDK function of their own).  For reference only: the generator emits
+# them through HANDWRITTEN, which lists the C functions they call (a name exists only if the header
+# has all of them).
 PYTHON_ONLY = ["CreateImageFromBuffer", "RegisterMoveCallback2"]
 
 # SDK callback types that get a C entry point implemented in Python (in pythanc/callbacks/, the module

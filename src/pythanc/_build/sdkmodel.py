@@ -7,13 +7,14 @@ regular expressions.  The result is a plain, JSON-serialisable dictionary:
     ``[major, minor, revision]`` from ``ORTHANC_PLUGINS_MINIMAL_*_NUMBER``.
 ``functions``
     every ``OrthancPlugin*`` inline function: ``name``, ``result`` (C type),
-    ``args`` (list of ``{"name", "type", "kind"}``) and ``doc``.
+    ``args`` (list of ``{"name", "type", "kind"}``), ``doc`` (the comment as plain
+    text) and ``docs`` (the same comment split by :func:`parse_comment`).
 ``enums``
-    every ``OrthancPlugin*`` enum: ``name``, ``doc`` and ``values``
+    every ``OrthancPlugin*`` enum: ``name``, ``doc``, ``docs`` and ``values``
     (``{"name", "value", "doc"}``), in header order.
 ``classes``
     opaque object types (``typedef struct _X_t OrthancPluginX;`` without a
-    definition): ``name`` (C typedef) and ``doc``.
+    definition): ``name`` (C typedef), ``doc`` and ``docs``.
 ``structs``
     public structures with their fields (``name``, ``fields``, ``doc``).
 ``callbacks``
@@ -75,6 +76,10 @@ def clean_comment(raw):
         s = line.strip()
         if s.startswith("/**") or s.startswith("/*"):
             s = s.lstrip("/").lstrip("*")
+            if s.startswith("!<"):  # /*!< member documentation */
+                s = s[2:]
+            elif s.startswith("!"):
+                s = s[1:]
         if s.endswith("*/"):
             s = s[:-2].rstrip("*")
         s = s.strip()
@@ -109,6 +114,113 @@ def clean_comment(raw):
             out.append(s)
             blank = False
     return "\n".join(out)
+
+
+_SECTION_TAGS = {"@brief": "brief", "@param": "param", "@return": "returns", "@result": "returns",
+                 "@note": "note", "@warning": "warning", "@remark": "note", "@deprecated": "deprecated",
+                 "@see": "see"}
+
+
+def _comment_lines(raw):
+    """The lines of a Doxygen comment without its delimiters and leading ``*``, HTML-ish markup
+    turned into reStructuredText literals."""
+    out = []
+    for line in raw.splitlines():
+        s = line.strip()
+        if s.startswith("/**") or s.startswith("/*!") or s.startswith("/*"):
+            s = s[3:] if s.startswith(("/**", "/*!")) else s[2:]
+            if s.startswith("<"):  # /*!< member documentation */
+                s = s[1:]
+        if s.endswith("*/"):
+            s = s[:-2].rstrip("*")
+        s = s.strip()
+        if s.startswith("*"):
+            s = s[1:]
+        s = s.strip()
+        for a, b in (("<tt>", "``"), ("</tt>", "``"), ("<i>", ""), ("</i>", ""), ("<b>", ""), ("</b>", ""),
+                     ("<br/>", "")):
+            s = s.replace(a, b)
+        out.append(s)
+    return out
+
+
+def _paragraphs(lines):
+    """Join the lines of a comment section into paragraphs: a blank line separates paragraphs, a
+    line starting with ``- `` starts a list item of its own; other lines continue the previous one."""
+    paras, cur = [], []
+    for s in lines:
+        if not s:
+            if cur:
+                paras.append(" ".join(cur))
+                cur = []
+            continue
+        if s.startswith("- ") and cur:
+            paras.append(" ".join(cur))
+            cur = []
+        cur.append(s)
+    if cur:
+        paras.append(" ".join(cur))
+    return "\n".join(paras) if len(paras) <= 1 else "\n\n".join(paras).replace("\n\n- ", "\n- ")
+
+
+def parse_comment(raw):
+    """Split a Doxygen comment into its parts.
+
+    Returns ``{"brief", "details", "params", "returns", "notes", "see"}``: ``params`` is a list
+    of ``[name, text]`` in comment order, ``notes`` a list of ``[kind, text]`` (``note``,
+    ``warning``, ``deprecated``), ``see`` the references of ``@see``.  A tagged section runs until a
+    blank line or the next tag; untagged text outside a section belongs to ``details``.  Texts
+    are single paragraphs, except ``details`` (paragraphs separated by a blank line)."""
+    parts = {"brief": "", "details": "", "params": [], "returns": "", "notes": [], "see": []}
+    if not raw:
+        return parts
+    sections = []  # [kind, name, lines]
+    current = None
+    for s in _comment_lines(raw):
+        tag = s.split(None, 1)[0] if s.startswith(("@", "\\")) else None
+        if tag is not None:
+            rest = s[len(tag):].strip()
+            kind = _SECTION_TAGS.get(tag)
+            if kind is None:  # @ingroup, @defgroup, \mainpage...: not part of the documentation
+                current = None
+                continue
+            name = None
+            if kind == "param":
+                bits = rest.split(None, 1)
+                name, rest = (bits[0], bits[1] if len(bits) > 1 else "") if bits else ("", "")
+            current = [kind, name, [rest]]
+            sections.append(current)
+        elif not s:
+            if current is not None and current[0] != "details":
+                current = None
+            elif current is not None:
+                current[2].append(s)
+        else:
+            if current is None:
+                current = ["details", None, []]
+                sections.append(current)
+            current[2].append(s)
+    details = []
+    for kind, name, lines in sections:
+        text = _paragraphs(lines)
+        if kind == "brief":
+            parts["brief"] = (parts["brief"] + " " + text).strip()
+        elif kind == "details":
+            if text:
+                details.append(text)
+        elif kind == "param":
+            parts["params"].append([name, text])
+        elif kind == "returns":
+            parts["returns"] = text
+        elif kind == "see":
+            parts["see"].append(text)
+        else:
+            parts["notes"].append([kind, text])
+    parts["details"] = "\n\n".join(details)
+    if not parts["brief"] and details:  # no @brief: the first paragraph is the summary
+        first, _, rest = parts["details"].partition("\n\n")
+        parts["brief"], parts["details"] = first, rest
+    return parts
 
 
 def parse(header=None):
@@ -151,6 +263,7 @@ def parse(header=None):
                 "args": [{"name": a.spelling, "type": a.type.spelling, "kind": _kind(a.type)}
                          for a in cur.get_arguments()],
                 "doc": clean_comment(cur.raw_comment),
+                "docs": parse_comment(cur.raw_comment),
             })
         elif kind == ci.CursorKind.TYPEDEF_DECL and cur.spelling.startswith(PREFIX):
             _typedef(ci, cur, model, seen_enums)
@@ -190,6 +303,7 @@ def _typedef(ci, cur, model, seen_enums):
     under = cur.underlying_typedef_type
     canon = under.get_canonical()
     doc = clean_comment(cur.raw_comment)
+    docs = parse_comment(cur.raw_comment)
     if canon.kind == ci.TypeKind.ENUM:
         if name in seen_enums:
             return
@@ -197,12 +311,13 @@ def _typedef(ci, cur, model, seen_enums):
         edecl = canon.get_declaration()
         values = [{"name": c.spelling, "value": c.enum_value, "doc": clean_comment(c.raw_comment)}
                   for c in edecl.get_children() if c.kind == ci.CursorKind.ENUM_CONSTANT_DECL]
-        model["enums"].append({"name": name, "doc": doc or clean_comment(edecl.raw_comment), "values": values})
+        model["enums"].append({"name": name, "doc": doc or clean_comment(edecl.raw_comment), "values": values,
+                               "docs": docs if cur.raw_comment else parse_comment(edecl.raw_comment)})
         model["decl_order"].append(["enum", name])
     elif canon.kind == ci.TypeKind.RECORD:
         rdecl = canon.get_declaration()
         if not rdecl.is_definition() and (rdecl.get_definition() is None):
-            model["classes"].append({"name": name, "struct": rdecl.spelling, "doc": doc})
+            model["classes"].append({"name": name, "struct": rdecl.spelling, "doc": doc, "docs": docs})
             model["decl_order"].append(["class", name])
         else:
             fields = [{"name": f.spelling, "type": f.type.spelling, "kind": _kind(f.type)}

@@ -147,6 +147,12 @@ def _new_buffer64():
     return _ffi_new(_T_BUFFER64)
 
 
+def _new_out(c_type):
+    """A one-item C array for a scalar out-argument of an SDK function (``uint8_t``, ``uint64_t``, an
+    enum...): the generated code passes it to C, then reads item 0."""
+    return _ffi_new(c_type + "[1]")
+
+
 def _take_buffer(t):
     """Copy an Orthanc memory buffer into ``bytes`` and free it."""
     p = t.data
