@@ -23,7 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <orthanc/OrthancCPlugin.h>
+/* OrthancCPlugin.h: included by the build, before this file (the header that was parsed) */
 
 /* PYTHANC_VERSION, PYTHANC_LIBPYTHON, PYTHANC_PYTHON_EXECUTABLE come from the build (-D). */
 

@@ -69,9 +69,10 @@ def make_ffi(model, version, python_executable):
     for name in C_SOURCES:
         with open(os.path.join(HERE, name)) as f:
             hand_written_c += '#line 1 "%s"\n' % name + f.read() + "\n"
-    header_dir = os.path.dirname(os.path.dirname(model["header"]))
-    source = ("#include <orthanc/OrthancCPlugin.h>\n"
-              "#include <Python.h>\n"
+    # The parsed header itself, by its path, for cffi's glue and the hand-written C after it (which
+    # include no copy of their own): the C compiled is the C the cdef describes, wherever it is.
+    source = ("#include %s\n" % json.dumps(os.path.abspath(model["header"]))
+              + "#include <Python.h>\n"
               + generate.extern_forward_decls(model) + "\n"
               "static int32_t pythanc_initialize(OrthancPluginContext*);\n"
               "static int64_t pythanc_rest_packed(OrthancPluginRestOutput*, int32_t, int32_t, uint32_t, "
@@ -79,7 +80,7 @@ def make_ffi(model, version, python_executable):
               "static void pythanc_finalize(void);\n"
               + hand_written_c)
     ffi.set_source(MODULE, source,
-                   include_dirs=[header_dir, sysconfig.get_paths()["include"]],
+                   include_dirs=[sysconfig.get_paths()["include"]],
                    define_macros=[("PYTHANC_VERSION", json.dumps(version)),
                                   ("PYTHANC_LIBPYTHON", json.dumps(soname)),
                                   ("PYTHANC_PYTHON_EXECUTABLE", json.dumps(python_executable))],
