@@ -7,11 +7,11 @@ C-MOVE drivers given to Orthanc are integer handles (see ``registry.new_handle``
 """
 
 from .._generated import api
-from ..core.context import ffi, lib, NULL
-from ..core.convert import Borrowed, text, _ctx, handle_pointer, pointer_handle
+from ..core.context import ffi, NULL
+from ..core.convert import Borrowed, text, handle_pointer, pointer_handle
 from ..core.log import log_error, log_exception
 from .registry import (STORE, ERR_SUCCESS, ERR_PLUGIN, ERR_BAD_SEQUENCE_OF_CALLS, c_entry, check_callable,
-                       new_handle, append, set_once, sdk_registration, on_reset)
+                       new_handle, append, set_once, sdk_entry, on_reset)
 
 __all__ = ['RegisterFindCallback', 'RegisterWorklistCallback', 'RegisterMoveCallback', 'RegisterMoveCallback2']
 
@@ -172,16 +172,14 @@ def pythanc_OrthancPluginFreeMove(move_driver):
         log_exception("Python C-MOVE free_move callback")
 
 
-@sdk_registration("find")
-def _register_find():
-    return lib.OrthancPluginRegisterFindCallback(_ctx(), lib.pythanc_OrthancPluginFindCallback)
+sdk_entry("find", "OrthancPluginRegisterFindCallback", "pythanc_OrthancPluginFindCallback")
 
 
-@sdk_registration("worklist")
-def _register_worklist():
-    return lib.OrthancPluginRegisterWorklistCallback(_ctx(), lib.pythanc_OrthancPluginWorklistCallback)
+sdk_entry("worklist", "OrthancPluginRegisterWorklistCallback", "pythanc_OrthancPluginWorklistCallback")
 
 
-@sdk_registration("move")
-def _register_move():
-    return lib.OrthancPluginRegisterMoveCallback( _ctx(), lib.pythanc_OrthancPluginMoveCallback, lib.pythanc_OrthancPluginGetMoveSize, lib.pythanc_OrthancPluginApplyMove, lib.pythanc_OrthancPluginFreeMove)
+sdk_entry("move", "OrthancPluginRegisterMoveCallback",
+          "pythanc_OrthancPluginMoveCallback",
+          "pythanc_OrthancPluginGetMoveSize",
+          "pythanc_OrthancPluginApplyMove",
+          "pythanc_OrthancPluginFreeMove")

@@ -9,12 +9,12 @@ one produced, and ``DISCARD`` stops the chain.
 """
 
 from .._generated import api
-from ..core.context import lib
-from ..core.convert import Borrowed, text, data, buffer_into, _ctx, is_bytes, string_dict
+from ..core.convert import Borrowed, text, data, buffer_into, is_bytes, string_dict
 from ..core.log import log_error, log_exception
-from .registry import STORE, c_entry, append, sdk_registration
+from .registry import STORE, c_entry, append, sdk_entry
 
-__all__ = ['RegisterIncomingHttpRequestFilter', 'RegisterReceivedInstanceCallback', 'RegisterIncomingCStoreInstanceFilter', 'RegisterIncomingDicomInstanceFilter']
+__all__ = ['RegisterIncomingHttpRequestFilter', 'RegisterReceivedInstanceCallback',
+           'RegisterIncomingCStoreInstanceFilter', 'RegisterIncomingDicomInstanceFilter']
 
 KEEP_AS_IS, MODIFY, DISCARD = 1, 2, 3                       # OrthancPluginReceivedInstanceAction
 
@@ -164,21 +164,17 @@ def pythanc_OrthancPluginIncomingDicomInstanceFilter(instance):
     return 1
 
 
-@sdk_registration("http_filters")
-def _register_http_filters():
-    return lib.OrthancPluginRegisterIncomingHttpRequestFilter2( _ctx(), lib.pythanc_OrthancPluginIncomingHttpRequestFilter2)
+sdk_entry("http_filters", "OrthancPluginRegisterIncomingHttpRequestFilter2",
+          "pythanc_OrthancPluginIncomingHttpRequestFilter2")
 
 
-@sdk_registration("received")
-def _register_received():
-    return lib.OrthancPluginRegisterReceivedInstanceCallback( _ctx(), lib.pythanc_OrthancPluginReceivedInstanceCallback)
+sdk_entry("received", "OrthancPluginRegisterReceivedInstanceCallback",
+          "pythanc_OrthancPluginReceivedInstanceCallback")
 
 
-@sdk_registration("cstore_filters")
-def _register_cstore_filters():
-    return lib.OrthancPluginRegisterIncomingCStoreInstanceFilter( _ctx(), lib.pythanc_OrthancPluginIncomingCStoreInstanceFilter)
+sdk_entry("cstore_filters", "OrthancPluginRegisterIncomingCStoreInstanceFilter",
+          "pythanc_OrthancPluginIncomingCStoreInstanceFilter")
 
 
-@sdk_registration("dicom_filters")
-def _register_dicom_filters():
-    return lib.OrthancPluginRegisterIncomingDicomInstanceFilter( _ctx(), lib.pythanc_OrthancPluginIncomingDicomInstanceFilter)
+sdk_entry("dicom_filters", "OrthancPluginRegisterIncomingDicomInstanceFilter",
+          "pythanc_OrthancPluginIncomingDicomInstanceFilter")

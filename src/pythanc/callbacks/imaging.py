@@ -4,10 +4,10 @@ other than ``None`` wins.
 """
 
 from .._generated import api
-from ..core.context import lib, NULL
-from ..core.convert import text_array, data, buffer_into, _ctx, release_ownership, is_bytes
+from ..core.context import NULL
+from ..core.convert import text_array, data, buffer_into, release_ownership, is_bytes
 from ..core.log import log_error, log_exception
-from .registry import STORE, ERR_SUCCESS, ERR_PLUGIN, ERR_NOT_IMPLEMENTED, c_entry, append, sdk_registration
+from .registry import STORE, ERR_SUCCESS, ERR_PLUGIN, ERR_NOT_IMPLEMENTED, c_entry, append, sdk_entry
 
 __all__ = ['RegisterDecodeImageCallback', 'RegisterTranscoderCallback']
 
@@ -80,11 +80,7 @@ def pythanc_OrthancPluginTranscoderCallback(target, buffer, size, allowed, count
     return ERR_PLUGIN if failed else ERR_NOT_IMPLEMENTED
 
 
-@sdk_registration("decoders")
-def _register_decoders():
-    return lib.OrthancPluginRegisterDecodeImageCallback( _ctx(), lib.pythanc_OrthancPluginDecodeImageCallback)
+sdk_entry("decoders", "OrthancPluginRegisterDecodeImageCallback", "pythanc_OrthancPluginDecodeImageCallback")
 
 
-@sdk_registration("transcoders")
-def _register_transcoders():
-    return lib.OrthancPluginRegisterTranscoderCallback( _ctx(), lib.pythanc_OrthancPluginTranscoderCallback)
+sdk_entry("transcoders", "OrthancPluginRegisterTranscoderCallback", "pythanc_OrthancPluginTranscoderCallback")

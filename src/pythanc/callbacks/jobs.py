@@ -14,7 +14,7 @@ from ..core.context import ffi, lib, NULL
 from ..core.convert import (text, _ctx, _str, _int, _own, _take_string, release_ownership, handle_pointer,
                             pointer_handle)
 from ..core.log import log_error, log_exception
-from .registry import (STORE, ERR_SUCCESS, ERR_PLUGIN, c_entry, new_handle, append, sdk_registration,
+from .registry import (STORE, ERR_SUCCESS, ERR_PLUGIN, c_entry, new_handle, append, sdk_entry,
                        on_shutdown)
 
 __all__ = ['CreateJob', 'Job_SubmitJob', 'RegisterJobsUnserializer']
@@ -203,6 +203,4 @@ def pythanc_OrthancPluginJobsUnserializer(job_type, serialized):
     return NULL
 
 
-@sdk_registration("unserializers")
-def _register_unserializers():
-    return lib.OrthancPluginRegisterJobsUnserializer( _ctx(), lib.pythanc_OrthancPluginJobsUnserializer)
+sdk_entry("unserializers", "OrthancPluginRegisterJobsUnserializer", "pythanc_OrthancPluginJobsUnserializer")

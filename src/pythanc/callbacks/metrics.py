@@ -1,9 +1,8 @@
 """Metrics: ``orthanc.RegisterRefreshMetricsCallback`` (all registered callbacks are called)."""
 
-from ..core.context import ffi, lib
-from ..core.convert import _ctx
+from ..core.context import ffi
 from ..core.log import log_exception
-from .registry import STORE, append, sdk_registration
+from .registry import STORE, append, sdk_entry
 
 __all__ = ['RegisterRefreshMetricsCallback']
 
@@ -25,6 +24,5 @@ def pythanc_OrthancPluginRefreshMetricsCallback():
             log_exception("Python refresh-metrics callback")
 
 
-@sdk_registration("metrics")
-def _register_metrics():
-    return lib.OrthancPluginRegisterRefreshMetricsCallback( _ctx(), lib.pythanc_OrthancPluginRefreshMetricsCallback)
+sdk_entry("metrics", "OrthancPluginRegisterRefreshMetricsCallback",
+          "pythanc_OrthancPluginRefreshMetricsCallback")

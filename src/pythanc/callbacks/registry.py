@@ -7,8 +7,9 @@ functions of its SDK callbacks and their C entry points.  They all follow one pa
   under the family's *kind* (``"find"``, ``"storage"``...): :func:`append` for the kinds that may be
   registered several times (called in registration order), :func:`set_once` for those Orthanc
   accepts once;
-* the first registration of a kind in an Orthanc run registers the family's C entry point with
-  Orthanc: the function that a family declares with ``@sdk_registration(kind)``;
+* the first registration of a kind in an Orthanc run registers the family's C entry point(s) with
+  Orthanc, as the family declares, as data, with ``sdk_entry(kind, "OrthancPluginRegisterX",
+  "pythanc_<entry>", ...)`` (or, where more must happen, with ``@sdk_registration(kind)``);
 * each C entry point is a function named ``pythanc_<SDK callback type>`` made by ``@c_entry`` (or,
   where its error handling is its own, ``@ffi.def_extern``): it catches everything, logs the
   traceback and answers the SDK's error for that callback, so nothing escapes into Orthanc.
@@ -23,7 +24,7 @@ import functools
 import itertools
 import threading
 
-from ..core.context import ffi
+from ..core.context import ffi, lib, ctx
 from ..core.errors import (ERROR_SUCCESS as ERR_SUCCESS, ERROR_PLUGIN as ERR_PLUGIN,  # noqa: F401
                            ERROR_NOT_IMPLEMENTED as ERR_NOT_IMPLEMENTED,
                            ERROR_UNKNOWN_RESOURCE as ERR_UNKNOWN_RESOURCE,
@@ -90,6 +91,12 @@ def sdk_registration(kind):
         _SDK[kind] = fn
         return fn
     return decorate
+
+
+def sdk_entry(kind, register, *entries):
+    """Declare, as data, how ``kind`` is registered with Orthanc: ``lib.<register>(context,
+    lib.<entry>, ...)``, with the C entry points named in ``entries`` in the SDK's order."""
+    _SDK[kind] = lambda: getattr(lib, register)(ctx(), *[getattr(lib, e) for e in entries])
 
 
 def on_reset(fn):

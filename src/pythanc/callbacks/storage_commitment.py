@@ -4,11 +4,11 @@ The handlers that the factory returns are kept here under integer handles, given
 opaque pointers.
 """
 
-from ..core.context import ffi, lib, NULL
-from ..core.convert import text, text_array, _ctx, handle_pointer, pointer_handle
+from ..core.context import ffi, NULL
+from ..core.convert import text, text_array, handle_pointer, pointer_handle
 from ..core.log import log_error, log_exception
 from .registry import (STORE, ERR_SUCCESS, ERR_PLUGIN, ERR_BAD_SEQUENCE_OF_CALLS, c_entry, new_handle,
-                       set_once, sdk_registration, on_reset)
+                       set_once, sdk_entry, on_reset)
 
 __all__ = ['RegisterStorageCommitmentScpCallback']
 
@@ -71,6 +71,7 @@ def pythanc_OrthancPluginStorageCommitmentLookup(target, handler, sop_class_uid,
     return ERR_SUCCESS
 
 
-@sdk_registration("commitment")
-def _register_commitment():
-    return lib.OrthancPluginRegisterStorageCommitmentScpCallback( _ctx(), lib.pythanc_OrthancPluginStorageCommitmentFactory, lib.pythanc_OrthancPluginStorageCommitmentDestructor, lib.pythanc_OrthancPluginStorageCommitmentLookup)
+sdk_entry("commitment", "OrthancPluginRegisterStorageCommitmentScpCallback",
+          "pythanc_OrthancPluginStorageCommitmentFactory",
+          "pythanc_OrthancPluginStorageCommitmentDestructor",
+          "pythanc_OrthancPluginStorageCommitmentLookup")

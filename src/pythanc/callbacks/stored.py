@@ -1,11 +1,11 @@
 """Stored-instance callbacks: ``orthanc.RegisterOnStoredInstanceCallback``."""
 
 from .._generated import api
-from ..core.context import ffi, lib
-from ..core.convert import _ctx, text, Borrowed
+from ..core.context import ffi
+from ..core.convert import text, Borrowed
 from ..core.log import log_exception
 from ..workers import pool
-from .registry import STORE, ERR_SUCCESS, ERR_PLUGIN, append, sdk_registration
+from .registry import STORE, ERR_SUCCESS, ERR_PLUGIN, append, sdk_entry
 
 __all__ = ["RegisterOnStoredInstanceCallback"]
 
@@ -23,9 +23,7 @@ def RegisterOnStoredInstanceCallback(callback, *, worker=False):
     append("stored", callback, "Python on-stored-instance callback")
 
 
-@sdk_registration("stored")
-def _register():
-    lib.OrthancPluginRegisterOnStoredInstanceCallback(_ctx(), lib.pythanc_OrthancPluginOnStoredInstanceCallback)
+sdk_entry("stored", "OrthancPluginRegisterOnStoredInstanceCallback", "pythanc_OrthancPluginOnStoredInstanceCallback")
 
 
 @ffi.def_extern(error=ERR_PLUGIN)
