@@ -186,7 +186,7 @@ def RegisterJobsUnserializer(callback):
     takes it over), or ``None`` if this callback does not know the job type.  Register it while the
     script is imported.  Several unserializers are tried in registration order; the first job
     returned wins.  An exception is logged and counts as ``None``."""
-    append("unserializers", callback, "Python jobs unserializer")
+    append("unserializers", callback, "Python jobs unserializer", "RegisterJobsUnserializer")
 
 
 @c_entry("Python jobs unserializer", NULL)
@@ -203,6 +203,7 @@ def pythanc_OrthancPluginJobsUnserializer(job_type, serialized):
     return NULL
 
 
-@sdk_registration("unserializers")
+@sdk_registration("unserializers", at_start_only="Orthanc calls jobs unserializers only when it starts, to "
+                  "restore the jobs it saved")
 def _register_unserializers():
     return lib.OrthancPluginRegisterJobsUnserializer( _ctx(), lib.pythanc_OrthancPluginJobsUnserializer)

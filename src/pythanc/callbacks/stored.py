@@ -20,10 +20,11 @@ def RegisterOnStoredInstanceCallback(callback, *, worker=False):
     """
     if worker and callable(callback):
         callback = pool.offload("stored", callback)
-    append("stored", callback, "Python on-stored-instance callback")
+    append("stored", callback, "Python on-stored-instance callback", "RegisterOnStoredInstanceCallback")
 
 
-@sdk_registration("stored")
+@sdk_registration("stored", at_start_only="Orthanc 1.10 adds a stored-instance callback to a list that it "
+                  "reads without a lock while it stores instances")
 def _register():
     lib.OrthancPluginRegisterOnStoredInstanceCallback(_ctx(), lib.pythanc_OrthancPluginOnStoredInstanceCallback)
 
