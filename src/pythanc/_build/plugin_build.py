@@ -25,6 +25,11 @@ C_SOURCES = ("bootstrap.c", "rest_dispatch.c")
 REST_DECLARATIONS = """
 unsigned pythanc_start_rest_threads(unsigned);
 OrthancPluginRestCallback pythanc_rest_entry_for(int32_t route);
+int pythanc_rest_enter(void);
+void pythanc_rest_leave(void);
+int pythanc_rest_add_route(const char* regex, int32_t route, int chunked, OrthancPluginRestCallback get,
+    OrthancPluginServerChunkedRequestReaderFactory post, OrthancPluginRestCallback del,
+    OrthancPluginServerChunkedRequestReaderFactory put, uint32_t timeout_ms);
 extern "Python" int64_t pythanc_rest_packed(OrthancPluginRestOutput*, int32_t route, int32_t method,
     uint32_t groups, uint32_t get, uint32_t headers, const char* strings, size_t size,
     const char* body, uint32_t bodySize, char* answer, uint32_t answerCapacity);

@@ -4,11 +4,13 @@
  *
  * What this file owns: the C entry point of each REST route, the packing of a request's strings
  * for one call into Python (pythanc_rest_packed, pythanc/callbacks/rest.py), the sending of the
- * first answer after Python has returned, and the REST dispatch threads with their queue.
+ * first answer after Python has returned, the REST dispatch threads with their queue, and the gate
+ * that lets a route be added to Orthanc after start-up without a deadlock.
  *
  * Copyright (C) 2026 the pythanc authors. GPL-3.0-or-later.
  */
 #include <errno.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -65,6 +67,141 @@ static char* pythanc_strings_copy(char* out, uint32_t n, const char* const* a, c
     }
   }
   return out;
+}
+
+
+/*
+ * Routes added after start-up (issue 16; the registrar is in pythanc/callbacks/rest.py).
+ *
+ * Orthanc 1.10 (OrthancPlugins::Handle) holds its route table's lock, a boost::shared_mutex, in
+ * shared mode for the whole time a plugin's REST callback runs, and adding a route
+ * (OrthancPlugins::RegisterRestCallback) takes it exclusively; a writer that waits also blocks new
+ * readers.  So a route added from a REST callback waited for that callback itself, for ever, and
+ * every HTTP request with it.  A route added while another REST callback runs is safe only if
+ * that callback neither makes a nested REST call through the plugins (RestApiGetAfterPlugins) nor
+ * takes a lock that the registration holds (storing an instance, another registration).
+ *
+ * So pythanc adds a route only when none of its REST callbacks runs, and while it adds one (the
+ * "gate" is closed), a request that reaches a pythanc route is answered 503 at once instead of
+ * entering Python: it holds Orthanc's lock in shared mode already, and a callback of it that
+ * waited for the writer would wait for ever.
+ *
+ * pythanc_rest_busy, one word: PYTHANC_GATE_STEP x the number of REST (and chunked REST) callbacks
+ * of pythanc between entry and return, | PYTHANC_GATE_PENDING while the registrar waits for a
+ * moment when none runs, | PYTHANC_GATE_CLOSED while it adds a route.  The callback that leaves
+ * last closes the gate itself when a registration is pending (the registrar, woken later, would
+ * often miss so short a moment under load); every change is one atomic operation on that word.
+ */
+#define PYTHANC_GATE_CLOSED 1u
+#define PYTHANC_GATE_PENDING 2u
+#define PYTHANC_GATE_STEP 4u
+static uint32_t pythanc_rest_busy = 0;
+static uint32_t pythanc_rest_closed = 0;   /* futex word, bumped when a leaving callback closes the gate */
+
+/* A REST callback enters: 1, or 0 if the gate is closed (then no pythanc_rest_leave()). */
+static int pythanc_rest_enter(void)
+{
+  if (__atomic_fetch_add(&pythanc_rest_busy, PYTHANC_GATE_STEP, __ATOMIC_SEQ_CST) & PYTHANC_GATE_CLOSED)
+  {
+    __atomic_fetch_sub(&pythanc_rest_busy, PYTHANC_GATE_STEP, __ATOMIC_SEQ_CST);
+    return 0;
+  }
+  return 1;
+}
+
+static void pythanc_rest_leave(void)
+{
+  uint32_t expected = PYTHANC_GATE_PENDING;
+  if (__atomic_sub_fetch(&pythanc_rest_busy, PYTHANC_GATE_STEP, __ATOMIC_SEQ_CST) == PYTHANC_GATE_PENDING &&
+      __atomic_compare_exchange_n(&pythanc_rest_busy, &expected, PYTHANC_GATE_PENDING | PYTHANC_GATE_CLOSED, 0,
+                                  __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+  {
+    __atomic_fetch_add(&pythanc_rest_closed, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &pythanc_rest_closed, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+  }
+}
+
+static int64_t pythanc_now_ns(void);
+
+/* Called by Python (the registrar, one thread, GIL released): wait at most timeout_ms for a moment
+   when no REST callback of pythanc runs, with the gate closed then; 1 if it is closed (open it
+   again with pythanc_rest_open_gate() once the route is added), 0 after the timeout. */
+static int pythanc_rest_close_gate(uint32_t timeout_ms)
+{
+  int64_t deadline = pythanc_now_ns() + (int64_t) timeout_ms * 1000000;
+  __atomic_fetch_or(&pythanc_rest_busy, PYTHANC_GATE_PENDING, __ATOMIC_SEQ_CST);
+  for (;;)
+  {
+    uint32_t closed = __atomic_load_n(&pythanc_rest_closed, __ATOMIC_SEQ_CST);
+    uint32_t v = PYTHANC_GATE_PENDING;
+    int64_t left;
+    struct timespec t;
+    if (__atomic_compare_exchange_n(&pythanc_rest_busy, &v, PYTHANC_GATE_PENDING | PYTHANC_GATE_CLOSED, 0,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) ||
+        (v & PYTHANC_GATE_CLOSED))
+      return 1;  /* closed here, or by the callback that left last */
+    left = deadline - pythanc_now_ns();
+    if (left <= 0)
+    {
+      /* Withdraw, unless a leaving callback has just closed the gate for us. */
+      v = __atomic_load_n(&pythanc_rest_busy, __ATOMIC_SEQ_CST);
+      for (;;)
+      {
+        if (v & PYTHANC_GATE_CLOSED)
+          return 1;
+        if (__atomic_compare_exchange_n(&pythanc_rest_busy, &v, v & ~PYTHANC_GATE_PENDING, 0,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+          return 0;
+      }
+    }
+    if (left > 10000000)
+      left = 10000000;  /* 10 ms at most, should a wake-up be missed */
+    t.tv_sec = 0;
+    t.tv_nsec = (long) left;
+    syscall(SYS_futex, &pythanc_rest_closed, FUTEX_WAIT_PRIVATE, closed, &t, NULL, 0);
+  }
+}
+
+static void pythanc_rest_open_gate(void)
+{
+  __atomic_fetch_and(&pythanc_rest_busy, ~(PYTHANC_GATE_PENDING | PYTHANC_GATE_CLOSED), __ATOMIC_SEQ_CST);
+}
+
+static OrthancPluginRestCallback pythanc_rest_entry_for(int32_t route);
+
+/* Called by Python (the registrar): add a REST route, or a chunked REST route if `chunked`, with
+   the gate closed for the registration alone (no return to Python in between, so that requests
+   are refused for as short a time as possible); 1 if done, 0 if no moment came within timeout_ms.
+   For a REST route, `route` is its number (pythanc_rest_entry_for); for a chunked one, `get` ...
+   `put` are its callbacks (NULL: none), the reader callbacks being pythanc's. */
+static int pythanc_rest_add_route(const char* regex, int32_t route, int chunked, OrthancPluginRestCallback get,
+                                  OrthancPluginServerChunkedRequestReaderFactory post,
+                                  OrthancPluginRestCallback del, OrthancPluginServerChunkedRequestReaderFactory put,
+                                  uint32_t timeout_ms)
+{
+  if (pythanc_context == NULL || !pythanc_rest_close_gate(timeout_ms))
+    return 0;
+  if (chunked)
+    OrthancPluginRegisterChunkedRestCallback(pythanc_context, regex, get, post, del, put,
+                                             pythanc_OrthancPluginServerChunkedRequestReaderAddChunk,
+                                             pythanc_OrthancPluginServerChunkedRequestReaderExecute,
+                                             pythanc_OrthancPluginServerChunkedRequestReaderFinalize);
+  else
+    OrthancPluginRegisterRestCallbackNoLock(pythanc_context, regex, pythanc_rest_entry_for(route));
+  pythanc_rest_open_gate();
+  return 1;
+}
+
+/* A request that reached a pythanc route while the gate is closed. */
+static OrthancPluginErrorCode pythanc_rest_refuse(OrthancPluginRestOutput* output)
+{
+  static const char body[] = "pythanc is adding a REST route to Orthanc; retry\n";
+  if (pythanc_context != NULL)
+  {
+    OrthancPluginSetHttpHeader(pythanc_context, output, "Retry-After", "1");
+    OrthancPluginSendHttpStatus(pythanc_context, output, 503, body, sizeof(body) - 1);
+  }
+  return OrthancPluginErrorCode_Success;
 }
 
 
@@ -327,11 +464,16 @@ static OrthancPluginErrorCode pythanc_rest_route(OrthancPluginRestOutput* output
     + pythanc_strings_size(nget, request->getKeys, request->getValues)
     + pythanc_strings_size(request->headersCount, request->headersKeys, request->headersValues);
   char* p;
+  if (!pythanc_rest_enter())
+    return pythanc_rest_refuse(output);
   if (size > pythanc_scratch_size)
   {
     char* bigger = (char*) realloc(pythanc_scratch, size);
     if (bigger == NULL)
+    {
+      pythanc_rest_leave();
       return OrthancPluginErrorCode_NotEnoughMemory;
+    }
     pythanc_scratch = bigger;
     pythanc_scratch_size = size;
   }
@@ -359,6 +501,7 @@ static OrthancPluginErrorCode pythanc_rest_route(OrthancPluginRestOutput* output
     c.capacity = pythanc_answer == NULL ? 0 : PYTHANC_ANSWER_CAPACITY;
     r = pythanc_dispatch(&c);
   }
+  pythanc_rest_leave();
   if (pythanc_scratch_size > PYTHANC_SCRATCH_KEEP)
   {
     free(pythanc_scratch);

@@ -97,10 +97,11 @@ def RegisterOnChangeCallback(callback, *, worker=False):
     """
     if worker and callable(callback):
         callback = pool.offload("change", callback)
-    append("changes", callback, "Python on-change callback")
+    append("changes", callback, "Python on-change callback", "RegisterOnChangeCallback")
 
 
-@sdk_registration("changes")
+@sdk_registration("changes", at_start_only="Orthanc 1.10 adds a change callback to a list that it reads "
+                  "without a lock while it delivers changes")
 def _register():
     _thread[0] = _ChangeThread()
     lib.OrthancPluginRegisterOnChangeCallback(_ctx(), lib.pythanc_OrthancPluginOnChangeCallback)

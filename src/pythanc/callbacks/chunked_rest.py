@@ -1,5 +1,9 @@
 """Chunked REST callbacks: ``orthanc.RegisterChunkedRestCallback`` (request bodies streamed in
 chunks to a reader object of the script's).  Readers given to Orthanc are integer handles.
+
+Orthanc calls the GET/DELETE callbacks and the reader factories under its route lock, as REST
+callbacks: they pass the same gate (``pythanc_rest_enter``, see rest_dispatch.c), and a route
+registered after start-up is added by the same thread as REST routes (``rest.add_route_later``).
 """
 
 import re
@@ -8,7 +12,8 @@ from .._generated import api
 from ..core.context import ffi, lib, NULL
 from ..core.convert import Borrowed, text, data, _ctx, _str, handle_pointer, pointer_handle, request_kw
 from ..core.log import log_error, log_exception
-from .registry import STORE, ERR_SUCCESS, ERR_PLUGIN, ERR_UNKNOWN_RESOURCE, c_entry, new_handle, on_reset
+from .registry import STORE, ERR_SUCCESS, ERR_PLUGIN, ERR_UNKNOWN_RESOURCE, c_entry, new_handle, on_reset, started
+from .rest import add_route_later
 
 __all__ = ['RegisterChunkedRestCallback']
 
@@ -35,8 +40,9 @@ def RegisterChunkedRestCallback(pathRegularExpression, get=None, post=None, dele
     raises, the next chunks are skipped and ``execute`` is not called: the client gets 500.
 
     Chunked routes are matched in registration order (first full match), separately from
-    ``RegisterRestCallback`` routes.  Call it while the script is imported.  An exception answers 500
-    and is logged."""
+    ``RegisterRestCallback`` routes.  An exception answers 500 and is logged.  As with
+    ``RegisterRestCallback``, a route registered after the scripts are loaded is added to Orthanc
+    shortly after, once no REST callback of pythanc runs."""
     if type(pathRegularExpression) is not str:
         raise TypeError("Expected a string (URI) and callback functions")
     for name, fn in (("get", get), ("post", post), ("delete", delete), ("put", put)):
@@ -53,13 +59,17 @@ def RegisterChunkedRestCallback(pathRegularExpression, get=None, post=None, dele
                                                     error=ERR_PLUGIN))
         rest = _CHUNKED_GET_DELETE[0]
         factory = lib.pythanc_OrthancPluginServerChunkedRequestReaderFactory
+        handlers = (rest if get is not None else NULL, factory if post is not None else NULL,
+                    rest if delete is not None else NULL, factory if put is not None else NULL)
         STORE.lists["chunked"].append((compiled, {"get": get, "post": post, "delete": delete, "put": put}))
-        lib.OrthancPluginRegisterChunkedRestCallback(
-            _ctx(), c_regex, rest if get is not None else NULL, factory if post is not None else NULL,
-            rest if delete is not None else NULL, factory if put is not None else NULL,
-            lib.pythanc_OrthancPluginServerChunkedRequestReaderAddChunk,
-            lib.pythanc_OrthancPluginServerChunkedRequestReaderExecute,
-            lib.pythanc_OrthancPluginServerChunkedRequestReaderFinalize)
+        if not started():   # Orthanc runs no callback yet: registered now (under the lock, see mark_started)
+            lib.OrthancPluginRegisterChunkedRestCallback(
+                _ctx(), c_regex, *handlers, lib.pythanc_OrthancPluginServerChunkedRequestReaderAddChunk,
+                lib.pythanc_OrthancPluginServerChunkedRequestReaderExecute,
+                lib.pythanc_OrthancPluginServerChunkedRequestReaderFinalize)
+            return
+    add_route_later("the chunked REST route %r" % pathRegularExpression,
+                    lambda timeout_ms: lib.pythanc_rest_add_route(c_regex, -1, 1, *handlers, timeout_ms))
 
 
 def _chunked_route(uri, method_key):
@@ -69,7 +79,36 @@ def _chunked_route(uri, method_key):
     return None
 
 
+_BUSY = b"pythanc is adding a REST route to Orthanc; retry\n"
+
+
+class _BusyReader:
+    """The reader of a chunked request that came while a route was being added (see rest_dispatch.c,
+    the gate): it answers 503."""
+
+    def add_chunk(self, chunk):
+        pass
+
+    def execute(self, output):
+        output.SetHttpHeader("Retry-After", "1")
+        output.SendHttpStatus(503, _BUSY)
+
+
 def _chunked_get_delete(output, url, request):
+    if not lib.pythanc_rest_enter():
+        try:
+            lib.OrthancPluginSetHttpHeader(_ctx(), output, b"Retry-After", b"1")
+            lib.OrthancPluginSendHttpStatus(_ctx(), output, 503, _BUSY, len(_BUSY))
+            return ERR_SUCCESS
+        except BaseException:
+            return ERR_PLUGIN
+    try:
+        return _chunked_get_delete_entered(output, url, request)
+    finally:
+        lib.pythanc_rest_leave()
+
+
+def _chunked_get_delete_entered(output, url, request):
     try:
         uri = text(url)
         method = int(request.method)
@@ -88,6 +127,22 @@ def _chunked_get_delete(output, url, request):
 @c_entry("Python chunked REST factory", ERR_PLUGIN)
 def pythanc_OrthancPluginServerChunkedRequestReaderFactory(reader, url, request):
     reader[0] = NULL
+    if not lib.pythanc_rest_enter():
+        return _new_reader(reader, _BusyReader())
+    try:
+        return _factory(reader, url, request)
+    finally:
+        lib.pythanc_rest_leave()
+
+
+def _new_reader(reader, obj):
+    h = new_handle()
+    _readers[h] = [obj, False]   # [reader, failed]
+    reader[0] = handle_pointer(h, "OrthancPluginServerChunkedRequestReader *")
+    return ERR_SUCCESS
+
+
+def _factory(reader, url, request):
     uri = text(url)
     method = int(request.method)
     fn = _chunked_route(uri, "post" if method == 2 else "put")
@@ -99,10 +154,7 @@ def pythanc_OrthancPluginServerChunkedRequestReaderFactory(reader, url, request)
             log_error("The Python chunked REST factory for %s has not returned a reader: %s has no %s() method"
                       % (uri, type(obj).__name__, m))
             return ERR_PLUGIN
-    h = new_handle()
-    _readers[h] = [obj, False]   # [reader, failed]
-    reader[0] = handle_pointer(h, "OrthancPluginServerChunkedRequestReader *")
-    return ERR_SUCCESS
+    return _new_reader(reader, obj)
 
 
 def _reader(p):

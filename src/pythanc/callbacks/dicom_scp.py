@@ -31,7 +31,7 @@ def RegisterFindCallback(callback):
     (UnableToProcess).
 
     Several callbacks are called in registration order, adding to the same answers."""
-    append("find", callback, "Python C-FIND SCP callback")
+    append("find", callback, "Python C-FIND SCP callback", "RegisterFindCallback")
 
 
 def RegisterWorklistCallback(callback):
@@ -41,7 +41,7 @@ def RegisterWorklistCallback(callback):
     tests one.  An exception makes the SCU see a failure.
 
     Several callbacks are called in registration order, adding to the same answers."""
-    append("worklist", callback, "Python worklist SCP callback")
+    append("worklist", callback, "Python worklist SCP callback", "RegisterWorklistCallback")
 
 
 def _scp(kind, description, answers_cls, query_cls, answers, query, issuer_aet, called_aet):
@@ -83,7 +83,7 @@ def RegisterMoveCallback(callback):
     is applied; an exception reports it as failed.  Only one C-MOVE handler may be registered
     (this or :func:`RegisterMoveCallback2`): a second one raises ``RuntimeError``."""
     check_callable(callback, "Python C-MOVE SCP callback")
-    set_once("move", {"v1": callback}, _MOVE_TWICE)
+    set_once("move", {"v1": callback}, _MOVE_TWICE, "RegisterMoveCallback")
 
 
 def RegisterMoveCallback2(create, get_move_size, apply_move, free_move):
@@ -99,7 +99,7 @@ def RegisterMoveCallback2(create, get_move_size, apply_move, free_move):
         if not callable(fn):
             raise TypeError("Expected four callback functions to register a C-MOVE SCP handler")
     set_once("move", {"create": create, "size": get_move_size, "apply": apply_move, "free": free_move},
-             _MOVE_TWICE)
+             _MOVE_TWICE, "RegisterMoveCallback2")
 
 
 @c_entry("Python C-MOVE SCP callback", NULL)
@@ -172,14 +172,10 @@ def pythanc_OrthancPluginFreeMove(move_driver):
         log_exception("Python C-MOVE free_move callback")
 
 
-sdk_entry("find", "OrthancPluginRegisterFindCallback", "pythanc_OrthancPluginFindCallback")
-
-
-sdk_entry("worklist", "OrthancPluginRegisterWorklistCallback", "pythanc_OrthancPluginWorklistCallback")
-
-
-sdk_entry("move", "OrthancPluginRegisterMoveCallback",
-          "pythanc_OrthancPluginMoveCallback",
-          "pythanc_OrthancPluginGetMoveSize",
-          "pythanc_OrthancPluginApplyMove",
-          "pythanc_OrthancPluginFreeMove")
+sdk_entry("find", "OrthancPluginRegisterFindCallback", "pythanc_OrthancPluginFindCallback",
+          at_start_only="its DICOM server takes a plugin's C-FIND handler only when it starts")
+sdk_entry("worklist", "OrthancPluginRegisterWorklistCallback", "pythanc_OrthancPluginWorklistCallback",
+          at_start_only="its DICOM server takes a plugin's worklist handler only when it starts")
+sdk_entry("move", "OrthancPluginRegisterMoveCallback", "pythanc_OrthancPluginMoveCallback",
+          "pythanc_OrthancPluginGetMoveSize", "pythanc_OrthancPluginApplyMove", "pythanc_OrthancPluginFreeMove",
+          at_start_only="its DICOM server takes a plugin's C-MOVE handler only when it starts")

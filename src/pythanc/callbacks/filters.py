@@ -26,7 +26,7 @@ def RegisterIncomingHttpRequestFilter(callback):
 
     Several filters may be registered: they are called in registration order, and a request is
     allowed only if every filter allows it (the first ``False`` stops)."""
-    append("http_filters", callback, "Python incoming-http-request filter")
+    append("http_filters", callback, "Python incoming-http-request filter", "RegisterIncomingHttpRequestFilter")
 
 
 @c_entry("Python incoming-http-request filter", -1)
@@ -63,7 +63,7 @@ def RegisterReceivedInstanceCallback(callback):
     An exception, or a result that is not such a tuple, is logged and counts as ``KEEP_AS_IS``.
     Several callbacks are chained in registration order: each receives the bytes the previous one
     returned, and ``DISCARD`` stops the chain."""
-    append("received", callback, "Python received-instance callback")
+    append("received", callback, "Python received-instance callback", "RegisterReceivedInstanceCallback")
 
 
 def _received_result(r):
@@ -118,7 +118,7 @@ def RegisterIncomingCStoreInstanceFilter(callback):
     logged, and the SCU gets a failure.
 
     Several filters are called in registration order; the first non-zero status rejects."""
-    append("cstore_filters", callback, "Python incoming C-STORE filter")
+    append("cstore_filters", callback, "Python incoming C-STORE filter", "RegisterIncomingCStoreInstanceFilter")
 
 
 @c_entry("Python incoming C-STORE filter", -1)
@@ -145,7 +145,7 @@ def RegisterIncomingDicomInstanceFilter(callback):
 
     Several filters are called in registration order; an instance is stored only if every filter
     accepts it (the first ``False`` stops)."""
-    append("dicom_filters", callback, "Python incoming DICOM instance filter")
+    append("dicom_filters", callback, "Python incoming DICOM instance filter", "RegisterIncomingDicomInstanceFilter")
 
 
 @c_entry("Python incoming DICOM instance filter", -1)

@@ -11,6 +11,11 @@ from .registry import STORE, ERR_SUCCESS, ERR_PLUGIN, ERR_NOT_IMPLEMENTED, c_ent
 
 __all__ = ['RegisterDecodeImageCallback', 'RegisterTranscoderCallback']
 
+# Why the first decoder or transcoder cannot be registered once Orthanc runs (see registry.sdk_registration).
+_DECODER_LOCK = ("Orthanc 1.10 registers decoders and transcoders under the lock that it holds while it "
+                 "decodes or transcodes with them, and a decoder or transcoder (or a nested decoding) that "
+                 "registered one would wait for that lock for ever")
+
 
 def RegisterDecodeImageCallback(callback):
     """(pythanc) Register ``callback(dicom: bytes, frame: int) -> orthanc.Image or None`` to decode
@@ -20,7 +25,7 @@ def RegisterDecodeImageCallback(callback):
 
     Several decoders are tried in registration order: the first one returning an image wins.  An
     exception or a wrong result is logged and the next decoder (eventually Orthanc's) is tried."""
-    append("decoders", callback, "Python image decoder callback")
+    append("decoders", callback, "Python image decoder callback", "RegisterDecodeImageCallback")
 
 
 @c_entry("Python image decoder callback", ERR_PLUGIN)
@@ -51,7 +56,7 @@ def RegisterTranscoderCallback(callback):
     Orthanc's own) do it.  An exception is logged and counts as ``None``.
 
     Several transcoders are tried in registration order; the first that returns bytes wins."""
-    append("transcoders", callback, "Python transcoder callback")
+    append("transcoders", callback, "Python transcoder callback", "RegisterTranscoderCallback")
 
 
 @c_entry("Python transcoder callback", ERR_PLUGIN)
@@ -80,7 +85,7 @@ def pythanc_OrthancPluginTranscoderCallback(target, buffer, size, allowed, count
     return ERR_PLUGIN if failed else ERR_NOT_IMPLEMENTED
 
 
-sdk_entry("decoders", "OrthancPluginRegisterDecodeImageCallback", "pythanc_OrthancPluginDecodeImageCallback")
-
-
-sdk_entry("transcoders", "OrthancPluginRegisterTranscoderCallback", "pythanc_OrthancPluginTranscoderCallback")
+sdk_entry("decoders", "OrthancPluginRegisterDecodeImageCallback", "pythanc_OrthancPluginDecodeImageCallback",
+          at_start_only=_DECODER_LOCK)
+sdk_entry("transcoders", "OrthancPluginRegisterTranscoderCallback", "pythanc_OrthancPluginTranscoderCallback",
+          at_start_only=_DECODER_LOCK)

@@ -186,7 +186,7 @@ def RegisterJobsUnserializer(callback):
     takes it over), or ``None`` if this callback does not know the job type.  Register it while the
     script is imported.  Several unserializers are tried in registration order; the first job
     returned wins.  An exception is logged and counts as ``None``."""
-    append("unserializers", callback, "Python jobs unserializer")
+    append("unserializers", callback, "Python jobs unserializer", "RegisterJobsUnserializer")
 
 
 @c_entry("Python jobs unserializer", NULL)
@@ -203,4 +203,5 @@ def pythanc_OrthancPluginJobsUnserializer(job_type, serialized):
     return NULL
 
 
-sdk_entry("unserializers", "OrthancPluginRegisterJobsUnserializer", "pythanc_OrthancPluginJobsUnserializer")
+sdk_entry("unserializers", "OrthancPluginRegisterJobsUnserializer", "pythanc_OrthancPluginJobsUnserializer",
+          at_start_only="Orthanc calls jobs unserializers only when it starts, to restore the jobs it saved")

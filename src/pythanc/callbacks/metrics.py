@@ -12,7 +12,7 @@ def RegisterRefreshMetricsCallback(callback):
     ``/tools/metrics-prometheus``); it typically calls ``orthanc.SetMetricsValue(name, value,
     orthanc.MetricsType.DEFAULT)``.  Several callbacks are all called, in registration order; an
     exception is logged."""
-    append("metrics", callback, "Python refresh-metrics callback")
+    append("metrics", callback, "Python refresh-metrics callback", "RegisterRefreshMetricsCallback")
 
 
 @ffi.def_extern()

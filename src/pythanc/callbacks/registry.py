@@ -9,10 +9,20 @@ functions of its SDK callbacks and their C entry points.  They all follow one pa
   accepts once;
 * the first registration of a kind in an Orthanc run registers the family's C entry point(s) with
   Orthanc, as the family declares, as data, with ``sdk_entry(kind, "OrthancPluginRegisterX",
-  "pythanc_<entry>", ...)`` (or, where more must happen, with ``@sdk_registration(kind)``);
+  "pythanc_<entry>", ...)`` (or, where more must happen, with ``@sdk_registration(kind)``); every
+  later one is pure Python (a list in :data:`STORE`), safe at any time and from any thread;
 * each C entry point is a function named ``pythanc_<SDK callback type>`` made by ``@c_entry`` (or,
   where its error handling is its own, ``@ffi.def_extern``): it catches everything, logs the
   traceback and answers the SDK's error for that callback, so nothing escapes into Orthanc.
+
+Registrations after start-up (issue 16; README, "Registering from inside a callback"): once the
+scripts are loaded (:func:`mark_started`, called by ``lifecycle.plugin``), Orthanc is running
+callbacks, and a C registration may meet the locks under which Orthanc calls them.  A kind whose
+C registration Orthanc supports only while the plugin initialises (a list read without a lock, a
+handler chosen when a server starts, a lock held while its callbacks run) declares the reason with
+``@sdk_registration(kind, at_start_only=...)``: its first registration after start-up raises a
+``RuntimeError`` that names the function and says why.  A C registration is never made with
+:data:`STORE`'s lock held (callbacks take it, and a C registration can wait for them).
 
 :func:`reset` forgets every registration (at each plugin initialisation, so after /tools/reset);
 :func:`take_owned` and :func:`put_back` serve ``Python.Reload``.  A family with state of its own
@@ -71,7 +81,10 @@ class _Store:
         self.lists = collections.defaultdict(list)   # kind -> [callable or tuple], in registration order
         self.once = {}                               # kind -> the one registration of that kind
         self.registered = set()                      # kinds whose C entry point Orthanc has, this run
+        self.registering = set()                     # kinds whose C registration a thread is making
         self.version = 0                             # changes at every change of `lists` or `once`
+        self.started = False                         # the scripts are loaded: Orthanc runs callbacks
+        self.run = 0                                 # changes at every reset (a new Orthanc run)
 
     def changed(self):
         self.version += 1
@@ -79,24 +92,34 @@ class _Store:
 
 STORE = _Store()
 _SDK = {}             # kind -> function registering that kind's C entry point with Orthanc
+_AT_START_ONLY = {}   # kind -> why Orthanc accepts its C registration only while the plugin starts
 _RESET_HOOKS = []
 _SHUTDOWN_HOOKS = []
 
 
-def sdk_registration(kind):
+def sdk_registration(kind, at_start_only=None):
     """Decorator: ``fn()`` registers the C entry point of ``kind`` with Orthanc (returns an SDK
     error code, or ``None`` for the SDK calls that return void).  Called once per Orthanc run, at
-    the first registration of that kind."""
+    the first registration of that kind.
+
+    ``at_start_only``: ``None`` if Orthanc accepts this C registration at any time (it reads the
+    registered callbacks under a lock at each use and takes no lock this registration needs while
+    they run); otherwise the reason why it does not, completing "Orthanc accepts the first one only
+    then, because ...": the first registration of the kind after start-up then raises."""
     def decorate(fn):
         _SDK[kind] = fn
+        if at_start_only is not None:
+            _AT_START_ONLY[kind] = at_start_only
         return fn
     return decorate
 
 
-def sdk_entry(kind, register, *entries):
+def sdk_entry(kind, register, *entries, at_start_only=None):
     """Declare, as data, how ``kind`` is registered with Orthanc: ``lib.<register>(context,
-    lib.<entry>, ...)``, with the C entry points named in ``entries`` in the SDK's order."""
-    _SDK[kind] = lambda: getattr(lib, register)(ctx(), *[getattr(lib, e) for e in entries])
+    lib.<entry>, ...)``, with the C entry points named in ``entries`` in the SDK's order;
+    ``at_start_only`` as for :func:`sdk_registration`."""
+    sdk_registration(kind, at_start_only)(
+        lambda: getattr(lib, register)(ctx(), *[getattr(lib, e) for e in entries]))
 
 
 def on_reset(fn):
@@ -111,45 +134,102 @@ def on_shutdown(fn):
     return fn
 
 
-def _register_sdk(kind):
-    """Register the C entry point of ``kind`` with Orthanc, once per run (``STORE.lock`` held)."""
-    if kind in STORE.registered:
-        return
-    code = _SDK[kind]()
-    if code:
-        _check(code)
-    STORE.registered.add(kind)
+def mark_started():
+    """The scripts are loaded (end of the plugin's initialisation): from now on, Orthanc may run
+    callbacks while a script registers one."""
+    with STORE.lock:
+        STORE.started = True
 
 
-def append(kind, callback, description=None):
+def started():
+    """True once the scripts of this run are loaded (see :func:`mark_started`)."""
+    return STORE.started
+
+
+def refuse_after_start(function, reason):
+    """For the ``Register*`` functions that need a C registration each time: ``RuntimeError`` if the
+    scripts are already loaded.  ``reason`` completes "... not later: ..."."""
+    if STORE.started:
+        raise RuntimeError("orthanc.%s() can be called only while the scripts are loaded (at import), not "
+                           "later from a callback or a thread: %s" % (function, reason))
+
+
+def _late_error(kind, function, once):
+    return RuntimeError(
+        "orthanc.%s() was called after the scripts were loaded (from a callback or a thread), and "
+        "nothing of its kind was registered while they were loaded: Orthanc accepts the first one only "
+        "then, because %s. %s" % (function or kind, _AT_START_ONLY[kind],
+                                  "Register it when the script is imported." if once else
+                                  "Register one when the script is imported; further ones then work at "
+                                  "any time, from anywhere."))
+
+
+def _claim_sdk(kind, function, once=False):
+    """Under ``STORE.lock``: True if the caller must make the C registration of ``kind`` (then
+    :func:`_register_sdk`, without the lock); False if Orthanc has it or another thread is making
+    it; ``RuntimeError`` if it is needed and Orthanc no longer accepts it."""
+    if kind in STORE.registered or kind in STORE.registering:
+        return False
+    if STORE.started and kind in _AT_START_ONLY:
+        raise _late_error(kind, function, once)
+    STORE.registering.add(kind)
+    return True
+
+
+def _register_sdk(kind, undo):
+    """Register the C entry point of ``kind`` with Orthanc (claimed by :func:`_claim_sdk`), without
+    ``STORE.lock``: a C registration may wait for Orthanc's locks, held while callbacks run that
+    take ``STORE.lock``.  On failure, ``undo()`` runs under the lock and the error is raised."""
+    run = STORE.run
+    try:
+        code = _SDK[kind]()
+        if code:
+            _check(code)
+    except BaseException:
+        with STORE.lock:
+            if STORE.run == run:
+                STORE.registering.discard(kind)
+                undo()
+                STORE.changed()
+        raise
+    with STORE.lock:
+        if STORE.run == run:
+            STORE.registering.discard(kind)
+            STORE.registered.add(kind)
+
+
+def append(kind, callback, description=None, function=None):
     """A registration of a kind that may be registered several times (called in order).  With a
-    ``description``, ``callback`` must be callable."""
+    ``description``, ``callback`` must be callable.  ``function``: the ``Register*`` function's
+    name, for the error raised when the kind cannot be registered any more."""
     if description is not None:
         check_callable(callback, description)
     with STORE.lock:
+        claimed = _claim_sdk(kind, function)
         items = STORE.lists[kind]
         items.append(callback)
         STORE.changed()
-        try:
-            _register_sdk(kind)
-        except BaseException:
-            items.remove(callback)
-            raise
+    if claimed:
+        def undo():
+            if callback in items:
+                items.remove(callback)
+        _register_sdk(kind, undo)
 
 
-def set_once(kind, value, message):
-    """A registration of a kind that Orthanc accepts once per run (C-MOVE, storage area...): a
-    second one raises ``RuntimeError(message)``."""
+def set_once(kind, value, message, function=None):
+    """A registration of a kind that Orthanc accepts once per run (C-MOVE, storage commitment...):
+    a second one raises ``RuntimeError(message)``."""
     with STORE.lock:
         if STORE.once.get(kind) is not None:
             raise RuntimeError(message)
+        claimed = _claim_sdk(kind, function, once=True)
         STORE.once[kind] = value
         STORE.changed()
-        try:
-            _register_sdk(kind)
-        except BaseException:
-            STORE.once[kind] = None
-            raise
+    if claimed:
+        def undo():
+            if STORE.once.get(kind) is value:
+                STORE.once[kind] = None
+        _register_sdk(kind, undo)
 
 
 def reset():
@@ -158,6 +238,9 @@ def reset():
         STORE.lists.clear()
         STORE.once.clear()
         STORE.registered.clear()
+        STORE.registering.clear()
+        STORE.started = False
+        STORE.run += 1
         STORE.changed()
     for fn in _RESET_HOOKS:
         fn()

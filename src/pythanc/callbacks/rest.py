@@ -6,17 +6,23 @@ A request, from C to the script and back: Orthanc calls the C entry point of the
 calls :func:`pythanc_rest_packed` here, on a REST dispatch thread or on Orthanc's HTTP thread;
 it builds the keyword arguments and calls the script's callback; a first answer the script gives
 with :func:`RestOutput_AnswerBuffer` is handed back to C, which sends it once Python has returned.
+
+A route registered once the scripts are loaded (from a callback, a thread, a reloaded script) is
+added to Orthanc later, by :class:`_Registrar`'s thread, at a moment when no REST callback of
+pythanc runs (the gate in rest_dispatch.c explains why).
 """
 
+import collections
 import re
+import threading
 
 from .._generated import api
 from ..core import convert
-from ..core.context import ffi, lib
+from ..core.context import ffi, lib, NULL
 from ..core.convert import _ctx, _str, _buf, _lib
-from ..core.log import log_exception
+from ..core.log import log_exception, log_info, log_warning
 from ..workers import pool
-from .registry import STORE, ERR_PLUGIN, ERR_UNKNOWN_RESOURCE, on_reset
+from .registry import STORE, ERR_PLUGIN, ERR_UNKNOWN_RESOURCE, on_reset, on_shutdown, started
 
 __all__ = ["RegisterRestCallback", "RestOutput_AnswerBuffer"]
 
@@ -25,10 +31,93 @@ _routes = {}               # regex -> route number: registered with Orthanc for 
 _cache = [-1, []]          # [STORE.version it was built for, route number -> callable or None]
 
 
+class _Registrar:
+    """The thread that adds to Orthanc the routes registered after start-up (REST and chunked REST),
+    in order, each at a moment when no REST callback of pythanc runs (``pythanc_rest_add_route``).
+    Orthanc holds its route lock while REST callbacks run, and adding a route takes it exclusively
+    (see rest_dispatch.c): so the ``Register*`` call only queues the route and returns at once."""
+    SLICE_MS = 200             # the longest wait in C, so that a stop is seen
+    WARN_AFTER_MS = 10000      # so long without a moment free of REST callbacks: logged once per route
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.queue = collections.deque()   # (description, add): add(timeout_ms) -> pythanc_rest_add_route()
+        self.stopping = False
+        self.thread = None
+
+    def add(self, description, add):
+        with self.cond:
+            if self.stopping:
+                return
+            self.queue.append((description, add))
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.run, name="PY-ROUTES", daemon=True)
+                self.thread.start()
+            self.cond.notify_all()
+
+    def run(self):
+        while True:
+            with self.cond:
+                while not self.queue and not self.stopping:
+                    self.cond.wait()
+                if self.stopping:
+                    return
+                description, add = self.queue[0]
+            waited = 0
+            try:
+                while not add(self.SLICE_MS):   # the GIL is released while C waits
+                    if self.stopping:
+                        return
+                    waited += self.SLICE_MS
+                    if waited == self.WARN_AFTER_MS:
+                        log_warning("pythanc: %s, registered after start-up, is not added to Orthanc yet: REST "
+                                    "callbacks of pythanc have been running without a pause for %d s"
+                                    % (description, waited // 1000))
+                log_info("pythanc: %s added to Orthanc" % description)
+            except BaseException:
+                log_exception("adding %s to Orthanc" % description)
+            with self.cond:
+                if self.queue and self.queue[0][1] is add:
+                    self.queue.popleft()
+
+    def stop(self):
+        with self.cond:
+            self.stopping = True
+            self.queue.clear()
+            self.cond.notify_all()
+            t = self.thread
+        if t is not None:
+            t.join(5.0)
+
+
+_registrar = [None]        # the _Registrar of this run, made at the first route added after start-up
+
+
+def add_route_later(description, add):
+    """Queue a route for the registrar's thread (see :class:`_Registrar`): ``add(timeout_ms)`` calls
+    ``pythanc_rest_add_route`` (rest_dispatch.c) and returns its result."""
+    with STORE.lock:
+        if _registrar[0] is None:
+            _registrar[0] = _Registrar()
+        registrar = _registrar[0]
+    registrar.add(description, add)
+
+
+@on_shutdown
+def _stop_registrar():
+    r = _registrar[0]
+    if r is not None:
+        r.stop()
+
+
 @on_reset
 def _forget_routes():
     _routes.clear()
     _cache[0] = -1
+    r = _registrar[0]
+    _registrar[0] = None
+    if r is not None:
+        r.stop()
 
 
 def RegisterRestCallback(pathRegularExpression, callback, *, worker=False):
@@ -38,6 +127,11 @@ def RegisterRestCallback(pathRegularExpression, callback, *, worker=False):
 
     Several routes may be registered; for a request, the first one (in registration order) whose
     expression matches is called.  An exception answers HTTP 500 and is logged with its traceback.
+
+    pythanc: it may be called at any time, from anywhere.  A new expression registered after the
+    scripts are loaded (from a callback, a thread) is added to Orthanc shortly after, by a thread of
+    pythanc, once no REST callback of pythanc runs: the call returns at once, and the route answers
+    404 until then.
 
     pythanc: ``worker=True`` runs the callback in a worker process (``"Python": {"Workers": N}``;
     if that option is not set, one worker per core is started), where ``output`` forwards its
@@ -56,9 +150,15 @@ def RegisterRestCallback(pathRegularExpression, callback, *, worker=False):
     with STORE.lock:
         STORE.lists["rest"].append((compiled, callback))
         STORE.changed()
-        if pathRegularExpression not in _routes:
-            route = _routes[pathRegularExpression] = len(_routes)
+        if pathRegularExpression in _routes:
+            return
+        route = _routes[pathRegularExpression] = len(_routes)
+        if not started():   # Orthanc runs no callback yet: registered now (under the lock, see mark_started)
             lib.OrthancPluginRegisterRestCallbackNoLock(_ctx(), c_regex, lib.pythanc_rest_entry_for(route))
+            return
+    add_route_later("the REST route %r" % pathRegularExpression,
+                    lambda timeout_ms: lib.pythanc_rest_add_route(c_regex, route, 0, NULL, NULL, NULL, NULL,
+                                                                  timeout_ms))
 
 
 def _route_table():

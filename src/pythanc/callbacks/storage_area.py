@@ -6,7 +6,7 @@ Orthanc accepts one storage area per run: a second registration raises ``Runtime
 from ..core.context import ffi, lib, NULL
 from ..core.convert import text, data, buffer_into, _ctx, is_bytes
 from ..core.log import log_error
-from .registry import STORE, ERR_SUCCESS, ERR_PLUGIN, c_entry
+from .registry import STORE, ERR_SUCCESS, ERR_PLUGIN, c_entry, refuse_after_start
 
 __all__ = ['RegisterStorageArea', 'RegisterStorageArea2']
 
@@ -17,7 +17,8 @@ def RegisterStorageArea(create, read, remove):
     """Replace Orthanc's storage area: ``create(uuid: str, content_type: int, data: bytes)``,
     ``read(uuid, content_type) -> bytes`` and ``remove(uuid, content_type)``.
 
-    Call it while the script is imported (Orthanc chooses its storage area at start-up).  An
+    Call it while the script is imported (Orthanc chooses its storage area at start-up; later, it
+    raises ``RuntimeError``).  An
     exception in ``create`` or ``read`` (or ``read`` not returning bytes) makes the request fail;
     one in ``remove`` is logged.  Orthanc accepts one storage area: a second registration (this or
     :func:`RegisterStorageArea2`) raises ``RuntimeError``.  Orthanc's storage cache may serve reads
@@ -25,7 +26,7 @@ def RegisterStorageArea(create, read, remove):
     for fn in (create, read, remove):
         if not callable(fn):
             raise TypeError("Expected three callback functions to register a custom storage area")
-    _set_storage({"create": create, "read": read, "range": None, "remove": remove})
+    _set_storage({"create": create, "read": read, "range": None, "remove": remove}, "RegisterStorageArea")
 
 
 def RegisterStorageArea2(create, read_whole, read_range, remove):
@@ -38,13 +39,15 @@ def RegisterStorageArea2(create, read_whole, read_range, remove):
                             "storage area")
     if read_range is not None and not callable(read_range):
         raise TypeError("read_range must be a callback function or None")
-    _set_storage({"create": create, "read": read_whole, "range": read_range, "remove": remove})
+    _set_storage({"create": create, "read": read_whole, "range": read_range, "remove": remove},
+                 "RegisterStorageArea2")
 
 
-def _set_storage(storage):
+def _set_storage(storage, function):
     with STORE.lock:
         if STORE.once.get("storage") is not None or "storage" in STORE.registered:
             raise RuntimeError(_STORAGE_TWICE)
+        refuse_after_start(function, "Orthanc chooses its storage area when it starts")
         lib.OrthancPluginRegisterStorageArea2(
             _ctx(), lib.pythanc_OrthancPluginStorageCreate, lib.pythanc_OrthancPluginStorageReadWhole,
             lib.pythanc_OrthancPluginStorageReadRange if storage["range"] is not None else NULL,

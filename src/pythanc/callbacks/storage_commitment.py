@@ -30,7 +30,8 @@ def RegisterStorageCommitmentScpCallback(scp, lookup):
     error (never as a success).  Only one registration: a second one raises ``RuntimeError``."""
     if not callable(scp) or not callable(lookup):
         raise TypeError("Expected two callback functions to register a storage commitment SCP")
-    set_once("commitment", (scp, lookup), "Can only register once for storage commitment SCP")
+    set_once("commitment", (scp, lookup), "Can only register once for storage commitment SCP",
+             "RegisterStorageCommitmentScpCallback")
 
 
 @c_entry("Python storage commitment SCP callback", ERR_PLUGIN)

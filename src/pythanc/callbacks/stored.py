@@ -20,10 +20,12 @@ def RegisterOnStoredInstanceCallback(callback, *, worker=False):
     """
     if worker and callable(callback):
         callback = pool.offload("stored", callback)
-    append("stored", callback, "Python on-stored-instance callback")
+    append("stored", callback, "Python on-stored-instance callback", "RegisterOnStoredInstanceCallback")
 
 
-sdk_entry("stored", "OrthancPluginRegisterOnStoredInstanceCallback", "pythanc_OrthancPluginOnStoredInstanceCallback")
+sdk_entry("stored", "OrthancPluginRegisterOnStoredInstanceCallback", "pythanc_OrthancPluginOnStoredInstanceCallback",
+          at_start_only="Orthanc 1.10 adds a stored-instance callback to a list that it reads without a lock "
+          "while it stores instances")
 
 
 @ffi.def_extern(error=ERR_PLUGIN)

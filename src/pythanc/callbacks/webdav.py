@@ -8,7 +8,8 @@ from ..core.context import ffi, lib
 from ..core.convert import (text_array, data, _ctx, _str, _check, _int, _buf64, handle_pointer,
                             pointer_handle, out_bool, is_bytes)
 from ..core.log import log_exception
-from .registry import STORE, ERR_SUCCESS, ERR_PLUGIN, ERR_UNKNOWN_RESOURCE, c_entry, new_handle, on_reset
+from .registry import (STORE, ERR_SUCCESS, ERR_PLUGIN, ERR_UNKNOWN_RESOURCE, c_entry, new_handle, on_reset,
+                       refuse_after_start)
 
 __all__ = ['RegisterWebDavCollection']
 
@@ -39,7 +40,8 @@ def RegisterWebDavCollection(uri, is_existing_folder, list_folder, retrieve_file
 
     Dates are ``datetime.datetime`` (UTC) or strings ``'YYYYMMDDTHHMMSS'``; ``None`` means now.  An
     exception or a wrong result is logged and answers an error.  Call it while the script is
-    imported; several collections may be registered at different URIs."""
+    imported (later, it raises ``RuntimeError``: Orthanc mounts WebDAV collections when its HTTP
+    server starts); several collections may be registered at different URIs."""
     c = _WebDav()
     c.uri = uri
     names = ("is_existing_folder", "list_folder", "retrieve_file", "store_file", "create_folder", "delete_item")
@@ -52,6 +54,8 @@ def RegisterWebDavCollection(uri, is_existing_folder, list_folder, retrieve_file
     c_uri = _str(uri, "uri")
     h = new_handle()
     with STORE.lock:
+        refuse_after_start("RegisterWebDavCollection", "Orthanc mounts the WebDAV collections of plugins only "
+                           "when its HTTP server starts")
         _collections[h] = c
         try:
             _check(lib.OrthancPluginRegisterWebDavCollection(

@@ -3,7 +3,9 @@
 ``OrthancPluginInitialize`` (C, ``_build/bootstrap.c``) starts Python, then calls
 :func:`pythanc_initialize` here, which reads the configuration, installs the ``orthanc`` module
 (``module``), resets the registrations of every callback family, runs the user's scripts
-(``scripts``) and starts what they need (worker processes, REST dispatch threads, ``reload``).
+(``scripts``), marks the end of their loading for the registrations made later
+(``registry.mark_started``) and starts what they need (worker processes, REST dispatch threads,
+``reload``).
 This is the top of the run time: it is the module that cffi's embedding imports first, and it
 imports every callback family, whose C entry points thereby exist.
 """
@@ -52,6 +54,9 @@ def pythanc_initialize(context):
             loaded = load_script(path)
             _loaded["modules"].append(loaded.__name__)
             _loaded["paths"][loaded.__name__] = os.path.abspath(path)
+        # From here on Orthanc may run callbacks: a registration that needs Orthanc follows the
+        # rules for registrations after start-up (callbacks/registry.py).
+        registry.mark_started()
         pool.start()
         if options["rest_threads"]:
             lib.pythanc_start_rest_threads(options["rest_threads"])
