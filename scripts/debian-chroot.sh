@@ -17,11 +17,12 @@
 # included, plus untracked files that .gitignore does not ignore) to /pythanc in the chroot, fresh
 # each run except /pythanc/.venv, which is kept between runs.  It mounts proc, /dev, /dev/pts, a
 # tmpfs on /dev/shm, and the shared data folder ($PYTHANC_SHARED, else ../shared beside the
-# checkout) read-only on /shared; inside, PYTHANC_SHARED=/shared, HOME=/root, LANG=C.UTF-8 and CI
-# is passed through.  The mounts are made in a private mount namespace and CMD runs in a PID
-# namespace of its own: the mounts are taken down on exit (and checked with /proc/self/mounts),
-# and even if this script is killed they cannot outlive it, nor can a process that CMD left
-# running (every process of the PID namespace is killed when CMD ends).
+# checkout) read-only on /shared; inside, PYTHANC_SHARED=/shared, HOME=/root, LANG=C.UTF-8, CI
+# passed through, and SSL_CERT_FILE and PIP_CERT name a copy of the host's CA bundle.  The mounts
+# are made in a private mount namespace and CMD runs in a PID namespace of its own: the mounts are
+# taken down on exit (and checked with /proc/self/mounts), and even if this script is killed they
+# cannot outlive it, nor can a process that CMD left running (every process of the PID namespace
+# is killed when CMD ends).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
@@ -143,7 +144,12 @@ EOF
   copy_host_files "$ch"
 }
 
-# Refreshed at each run: the host's DNS and CA bundle (pip needs them).
+# Refreshed at each run: the host's DNS and CA bundle (pip needs them: the host's bundle may hold
+# the CA of a proxy between this machine and PyPI).  Debian's ca-certificates package, once apt
+# installs it in the chroot (as a dependency), rewrites /etc/ssl/certs/ca-certificates.crt from
+# Mozilla's list only; so a second copy that no package touches, $HOST_CA, is the one that
+# SSL_CERT_FILE and PIP_CERT name inside.
+HOST_CA=/etc/ssl/pythanc-host-ca-certificates.crt
 copy_host_files() {
   local ch=$1
   rm -f "$ch/etc/resolv.conf"
@@ -151,6 +157,7 @@ copy_host_files() {
   if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
     mkdir -p "$ch/etc/ssl/certs"
     cp -L /etc/ssl/certs/ca-certificates.crt "$ch/etc/ssl/certs/ca-certificates.crt"
+    cp -L /etc/ssl/certs/ca-certificates.crt "$ch$HOST_CA"
   fi
 }
 
@@ -192,8 +199,9 @@ copy_checkout() {
 
 # Runs in the private mount namespace made by cmd_run (lock fd 9 still held).
 cmd_inside() {
-  local rel=$1 shared=$2 ch="$CACHE/chroots/$1" rc=0
+  local rel=$1 shared=$2 ch="$CACHE/chroots/$1" rc=0 ca=()
   shift 2
+  [ -f "$ch$HOST_CA" ] && ca=(SSL_CERT_FILE="$HOST_CA" PIP_CERT="$HOST_CA")
   trap 'cleanup_inside "$ch"' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -208,7 +216,7 @@ cmd_inside() {
   # unshare is too (--pdeathsig) and so is CMD with all of the namespace (--kill-child).
   setpriv --pdeathsig SIGKILL -- unshare --pid --fork --kill-child=SIGKILL --mount-proc="$ch/proc" \
     chroot "$ch" /usr/bin/env -i HOME=/root PATH="$CHROOT_PATH" LANG=C.UTF-8 \
-      PYTHANC_SHARED=/shared ${CI+CI="$CI"} ${TERM+TERM="$TERM"} \
+      PYTHANC_SHARED=/shared ${CI+CI="$CI"} ${TERM+TERM="$TERM"} "${ca[@]}" \
       /bin/bash -c 'cd /pythanc || exit 1; "$@"; exit $?' pythanc-chroot "$@" 9>&- || rc=$?
   exit "$rc"
 }
