@@ -30,6 +30,7 @@ SELF="$ROOT/scripts/$(basename "$0")"
 # Physical paths throughout: /proc/self/mounts names mount points by them.
 mkdir -p "$ROOT/.cache"
 CACHE=$(cd "$ROOT/.cache" && pwd -P)
+case "$CACHE" in *[[:space:]]*) echo "debian-chroot: the checkout's path has a blank: $CACHE" >&2; exit 1;; esac
 MIRROR=http://deb.debian.org/debian
 STAMP=.pythanc-chroot-complete
 RELEASES="bookworm trixie forky"
