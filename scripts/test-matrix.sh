@@ -9,15 +9,17 @@
 #
 # Releases: bookworm, trixie, forky (or --only, or the environment variable RELEASES="R1 R2").
 # PYTEST_ARGS go to every run's pytest.  PYTHANC_MATRIX_TIMEOUT bounds each release's run
-# (chroot making excluded), in seconds (default 1800).  This script owns .cache/logs/RELEASE.log
+# (chroot making excluded), in seconds (default 1200).  This script owns .cache/logs/RELEASE.log
 # (everything each release printed).  It prints each release's pytest summary line and times, then
-# a table; exits 0 only if every release passed.
+# a table and a last line "matrix: N passed, N failed" adding up the releases (a release that
+# printed no pytest summary, e.g. on a timeout, counts as one failed); exits 0 only if every
+# release passed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
 cd "$ROOT"
 ALL="bookworm trixie forky"
-TIMEOUT=${PYTHANC_MATRIX_TIMEOUT:-1800}
+TIMEOUT=${PYTHANC_MATRIX_TIMEOUT:-1200}
 
 usage() { sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
@@ -38,7 +40,14 @@ host=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 
 mkdir -p .cache/logs
 declare -A status summary t_make t_setup t_pytest t_total
-failed=0
+failed=0 n_passed=0 n_failed=0 n_skipped=0
+
+# The count of OUTCOME (passed, failed...) in a pytest summary line, 0 if absent.
+count() {
+  local n
+  n=$(printf '%s' "$1" | grep -o -E "[0-9]+ $2" | head -n 1 | grep -o -E '^[0-9]+') || true
+  echo "${n:-0}"
+}
 
 # The last pytest summary line of a log ("3 failed, 290 passed, 1 skipped in 480.12s (0:08:00)").
 pytest_summary() {
@@ -75,6 +84,12 @@ for rel in $releases; do
     124|137) status[$rel]="TIMEOUT(${TIMEOUT}s)"; failed=1 ;;
     *) status[$rel]="FAIL(rc=$rc)"; failed=1 ;;
   esac
+  if [ -n "${summary[$rel]}" ]; then
+    n_passed=$((n_passed + $(count "${summary[$rel]}" passed)))
+    n_failed=$((n_failed + $(count "${summary[$rel]}" failed) + $(count "${summary[$rel]}" 'errors?')))
+    n_skipped=$((n_skipped + $(count "${summary[$rel]}" skipped)))
+  fi
+  if [ "$rc" != 0 ] && [ -z "${summary[$rel]}" ]; then n_failed=$((n_failed + 1)); fi
   echo "   ${status[$rel]}: ${summary[$rel]:-no pytest summary}"
   echo "   time: make ${t_make[$rel]} s, setup ${t_setup[$rel]:--} s, pytest ${t_pytest[$rel]:--} s, total ${t_total[$rel]} s"
 done
@@ -85,4 +100,10 @@ for rel in $releases; do
   printf '%-9s %-16s %6s %6s %7s %6s  %s\n' "$rel" "${status[$rel]}" "${t_make[$rel]}" "${t_setup[$rel]:--}" \
     "${t_pytest[$rel]:--}" "${t_total[$rel]}" "${summary[$rel]:--}"
 done
+echo
+if [ "$n_skipped" -gt 0 ]; then
+  echo "matrix: $n_passed passed, $n_failed failed, $n_skipped skipped"
+else
+  echo "matrix: $n_passed passed, $n_failed failed"
+fi
 exit "$failed"
