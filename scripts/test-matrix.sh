@@ -21,7 +21,7 @@ cd "$ROOT"
 ALL="bookworm trixie forky"
 TIMEOUT=${PYTHANC_MATRIX_TIMEOUT:-1200}
 
-usage() { sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '4,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 releases=${RELEASES:-$ALL}
 while [ $# -gt 0 ]; do
