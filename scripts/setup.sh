@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything pythanc needs on Debian 12 (as root), then build and install pythanc into
-# ./.venv with pip.  Idempotent.  Used by scripts/quickstart.sh, scripts/test.sh and .ci/run.
+# Install everything pythanc needs on Debian 12 or later (bookworm, trixie, forky; as root), then
+# build and install pythanc into ./.venv with pip.  Idempotent.  Used by scripts/quickstart.sh,
+# scripts/test.sh and .ci/run (also inside the chroots of scripts/debian-chroot.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,8 +25,9 @@ fi
 # official plugin (orthanc-python) uses, so the benchmark compares the plugins, not two Pythons.
 # PYTHON=/path/to/python3 chooses another CPython with a shared libpython.
 PY="${PYTHON:-/usr/bin/python3}"
-if ! "$PY" -c 'import sys; sys.path.insert(0, "src"); from pythanc._build.plugin_build import libpython; libpython()' 2>/dev/null; then
+if ! err=$("$PY" -c 'import sys; sys.path.insert(0, "src"); from pythanc._build.plugin_build import libpython; libpython()' 2>&1 >/dev/null); then
   echo "setup: $PY has no shared libpython (pythanc embeds it); use Debian's /usr/bin/python3" >&2
+  printf '%s\n' "$err" | tail -n 3 >&2
   exit 1
 fi
 # A .venv made by another interpreter is made again.
