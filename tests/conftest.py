@@ -5,11 +5,19 @@ import os
 
 import pytest
 
+from pythanc.testing import orthanc_version
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SHARED = os.environ.get("PYTHANC_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
 SEEDS = os.path.join(SHARED, "seed-samples")
 TESTDATA = os.path.join(SHARED, "testdata")
+
+# What depends on the Orthanc under test (never on one release): its version, and what follows.
+ORTHANC_VERSION = orthanc_version()
+# Orthanc 1.13 percent-decodes the values of GET arguments before plugins see them (the REST
+# callback's ``get`` and the HTTP filter's); 1.10 and 1.12 pass them as the client sent them.
+GET_VALUES_DECODED = ORTHANC_VERSION is not None and ORTHANC_VERSION >= (1, 13, 0)
 
 
 @pytest.fixture

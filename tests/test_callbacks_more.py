@@ -12,7 +12,7 @@ import pytest
 
 from pythanc.testing import free_port, wait_until
 
-from conftest import TESTDATA
+from conftest import TESTDATA, GET_VALUES_DECODED
 
 with open(os.path.join(TESTDATA, "manifest.json")) as _f:
     MANIFEST = json.load(_f)
@@ -84,7 +84,7 @@ def test_http_filter(orthanc_server, write_script):
     seen = server.get("/seen").json()
     assert seen["uri"] == "/py" and seen["method"] == 1 and seen["ip"] == "127.0.0.1"
     assert seen["headers"]["x-custom"] == "Value"
-    assert seen["get"] == {"a": "1", "b": "x%20y"}
+    assert seen["get"] == {"a": "1", "b": "x y" if GET_VALUES_DECODED else "x%20y"}
     assert server.post("/py", data=b"body").status_code == 200
     seen = server.get("/seen").json()
     assert seen["method"] == 2 and "get" not in seen

@@ -46,7 +46,7 @@ from pythanc.testing import OrthancServer, free_port, wait_until
 
 LONG = os.environ.get("PYTHANC_LONG", "") not in ("", "0")
 HERE = os.path.dirname(os.path.abspath(__file__))
-from conftest import SHARED  # noqa: E402
+from conftest import SHARED, GET_VALUES_DECODED  # noqa: E402
 TESTDATA = os.path.join(SHARED, "testdata")
 
 
@@ -756,11 +756,13 @@ def test_fuzz_valid_rest_output(orthanc_server, write_script, tmp_path, testdata
     session = requests.Session()
     for i in range(n):
         try:
-            r = session.get(server.url + "/robustness-fuzz-output?seed=%d" % i, timeout=60)
+            # no redirect followed: a fuzzed Redirect() may name any bytes (Orthanc 1.12+ sends a
+            # Location that is not UTF-8 as it is, which requests cannot decode)
+            r = session.get(server.url + "/robustness-fuzz-output?seed=%d" % i, timeout=60, allow_redirects=False)
             statuses[r.status_code] += 1
-        except requests.RequestException as e:
-            # the script may have sent a broken answer (e.g. a wrong Content-Length header): the
-            # client may see a protocol error, Orthanc must not die
+        except (requests.RequestException, UnicodeError) as e:
+            # the script may have sent a broken answer (e.g. a wrong Content-Length header, a header
+            # that is not UTF-8): the client may see a protocol error, Orthanc must not die
             statuses[type(e).__name__] += 1
             session = requests.Session()
         if not server.alive():
@@ -943,12 +945,16 @@ def test_bad_client_input_reaches_callback_and_filter(orthanc_server, write_scri
     d = send("nul-path", _request(b"GET", b"/echo-raw/a%00b", [b"X-Marker: nul-path"]))
     if isinstance(d, dict):
         assert "\0" not in d["uri"] and d["uri"].startswith("/echo-raw/a")
-    # -- query strings: raw invalid UTF-8 (400); percent-encoded NUL / invalid UTF-8 (Orthanc
-    #    passes GET values undecoded); thousands of arguments; a megabyte-long value
+    # -- query strings: raw invalid UTF-8 (400); percent-encoded NUL / invalid UTF-8 (Orthanc 1.10 and
+    #    1.12 pass GET values undecoded; 1.13 decodes them, and what it passes ends at the decoded NUL);
+    #    thousands of arguments; a megabyte-long value
     send("raw-utf8-query", _request(b"GET", b"/echo-raw/q?k\xff=v\xfe&ok=1"))
     d = send("pct-query", _request(b"GET", b"/echo-raw/q?n=%00x&f=%FF%FE&ok=1", [b"X-Marker: pct-query"]),
              must_reach=True)
-    assert dict(d["get_sample"]) == {"n": "%00x", "f": "%FF%FE", "ok": "1"}, d
+    if GET_VALUES_DECODED:
+        assert dict(d["get_sample"]).get("n") == "", d
+    else:
+        assert dict(d["get_sample"]) == {"n": "%00x", "f": "%FF%FE", "ok": "1"}, d
     assert filtered("pct-query")["get_values"] == d["get_sample"]
     n_args = 4000
     query = b"&".join(b"%x" % i for i in range(n_args))   # ~16 KB: civetweb's limit for the request head
