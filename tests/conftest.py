@@ -2,6 +2,7 @@
 (:mod:`pythanc.testing`), the same one that script authors use."""
 
 import os
+import shutil
 
 import pytest
 
@@ -46,3 +47,15 @@ def write_script(tmp_path):
         p.write_text(text)
         return str(p)
     return write
+
+
+def dcmtk(name):
+    """dcmtk's tool ``name`` (not another program of the same name earlier in PATH); skips the test
+    if dcmtk is not installed."""
+    p = os.path.join("/usr/bin", name)
+    if os.path.exists(p):
+        return p
+    p = shutil.which(name)
+    if p is None:
+        pytest.skip("dcmtk's %s is not installed" % name)
+    return p

@@ -5,28 +5,17 @@ commitment.  Each test also checks that an exception in the callback leaves Orth
 
 import json
 import os
-import shutil
 import subprocess
 
-import pytest
 
 from pythanc.testing import free_port, wait_until
 
-from conftest import TESTDATA, GET_VALUES_DECODED
+from conftest import TESTDATA, GET_VALUES_DECODED, dcmtk
 
 with open(os.path.join(TESTDATA, "manifest.json")) as _f:
     MANIFEST = json.load(_f)
 
 
-def dcmtk(name):
-    """dcmtk's tool (not another program of the same name earlier in PATH)."""
-    p = os.path.join("/usr/bin", name)
-    if os.path.exists(p):
-        return p
-    p = shutil.which(name)
-    if p is None:
-        pytest.skip("dcmtk's %s is not installed" % name)
-    return p
 
 
 def run(args, timeout=60):

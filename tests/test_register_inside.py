@@ -4,17 +4,15 @@ README, "Registering from inside a callback"."""
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
 
-import pytest
 import requests
 
 from pythanc.testing import free_port, wait_until
 
-from conftest import TESTDATA
+from conftest import TESTDATA, dcmtk
 
 with open(os.path.join(TESTDATA, "manifest.json")) as _f:
     MANIFEST = json.load(_f)
@@ -308,14 +306,6 @@ def expected(name):
                          % name)
 
 
-def dcmtk(name):
-    p = os.path.join("/usr/bin", name)
-    if os.path.exists(p):
-        return p
-    p = shutil.which(name)
-    if p is None:
-        pytest.skip("dcmtk's %s is not installed" % name)
-    return p
 
 
 def test_every_register_function_inside_every_callback(orthanc_server, write_script):

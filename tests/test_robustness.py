@@ -46,7 +46,7 @@ from pythanc.testing import OrthancServer, free_port, wait_until
 
 LONG = os.environ.get("PYTHANC_LONG", "") not in ("", "0")
 HERE = os.path.dirname(os.path.abspath(__file__))
-from conftest import SHARED, GET_VALUES_DECODED  # noqa: E402
+from conftest import SHARED, GET_VALUES_DECODED, dcmtk  # noqa: E402
 TESTDATA = os.path.join(SHARED, "testdata")
 
 
@@ -120,11 +120,6 @@ def raw_http(port, data, timeout=60.0, half_close=False):
     return int(m.group(1)), head, body
 
 
-def dcmtk(name):
-    p = os.path.join("/usr/bin", name)
-    if not os.path.exists(p):
-        pytest.skip("dcmtk's %s is not installed" % name)
-    return p
 
 
 def get_changes(server, change_type="NewInstance"):
