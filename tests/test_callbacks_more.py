@@ -16,12 +16,8 @@ with open(os.path.join(TESTDATA, "manifest.json")) as _f:
     MANIFEST = json.load(_f)
 
 
-
-
 def run(args, timeout=60):
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-
-
 
 
 def assert_serving(server):

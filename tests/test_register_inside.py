@@ -306,8 +306,6 @@ def expected(name):
                          % name)
 
 
-
-
 def test_every_register_function_inside_every_callback(orthanc_server, write_script):
     findscu = dcmtk("findscu")
     config = {"StableAge": 1, "DicomModalities": {"FINDSCU": ["FINDSCU", "127.0.0.1", free_port()]}}
