@@ -120,8 +120,6 @@ def raw_http(port, data, timeout=60.0, half_close=False):
     return int(m.group(1)), head, body
 
 
-
-
 def get_changes(server, change_type="NewInstance"):
     """Every change of ``change_type`` recorded by Orthanc, as (Seq, ID), in Seq order."""
     out, since = [], 0
