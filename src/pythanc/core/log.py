@@ -1,11 +1,11 @@
 """Orthanc's log, for pythanc's own messages and the script's errors: the bottom of the run time,
-usable by every layer."""
+usable by every layer.  The tracebacks of the script's errors are formatted by ``tracebacks``."""
 
 import logging
 import sys
-import traceback
 
 from .context import STATE, lib
+from .tracebacks import format_exception
 
 
 def _log(sdk_log, msg, to_stderr):
@@ -30,10 +30,12 @@ def log_info(msg):
     _log("OrthancPluginLogInfo", msg, False)
 
 
-def log_exception(what):
-    """Log the current exception with its traceback (file and line) in Orthanc's log, under the
-    first line the official plugin writes (``Error in the <what>, traceback:``)."""
-    log_error("Error in the %s, traceback:\n%s" % (what, traceback.format_exc().rstrip()))
+def log_exception(what, first_line=None):
+    """Log the current exception in Orthanc's log, as an error, under the first line the official
+    plugin writes for it (``Error in the <what>, traceback:``, or ``first_line``): the frames of
+    the user's code and the exception, without pythanc's own frames (the full traceback with
+    ``PythonVerbose``; see :mod:`pythanc.core.tracebacks`)."""
+    log_error("%s\n%s" % (first_line or "Error in the %s, traceback:" % what, format_exception()))
 
 
 class OrthancLogHandler(logging.Handler):

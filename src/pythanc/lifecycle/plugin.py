@@ -10,11 +10,11 @@ imports every callback family, whose C entry points thereby exist.
 
 import os
 import sys
-import traceback
 
 from ..callbacks import registry
 from ..core.config import ConfigError, read_configuration, use_virtualenv
 from ..core.context import STATE, ffi, lib
+from ..core import tracebacks
 from ..core.log import log_error, log_warning, log_exception, install_logging
 from ..workers import pool
 from . import reload
@@ -41,6 +41,7 @@ def pythanc_initialize(context):
         module = orthanc_module()
         sys.modules["orthanc"] = module
         set_verbose(module, options["verbose"])
+        tracebacks.set_full(options["verbose"])   # PythonVerbose: pythanc's frames in tracebacks too
         if CHILD_FOLDER not in sys.path:  # "import orthanc" in the script's multiprocessing children
             sys.path.append(CHILD_FOLDER)
         install_logging()
@@ -59,8 +60,7 @@ def pythanc_initialize(context):
     except ConfigError as e:
         log_error(str(e))
     except BaseException:
-        log_error("Error during the installation of the Python script, traceback:\n%s"
-                  % traceback.format_exc().rstrip())
+        log_exception(None, first_line="Error during the installation of the Python script, traceback:")
     return 0
 
 

@@ -23,9 +23,9 @@ import struct
 import sys
 import threading
 import time
-import traceback
 import types
 
+from pythanc.core import tracebacks
 from pythanc.core.errors import OrthancException
 
 # ---------------------------------------------------------------------------------------------
@@ -395,7 +395,7 @@ class _Worker:
                 self.run(kind, key, args)
                 reply = ("done", None)
             except BaseException as e:
-                reply = ("failed", traceback.format_exc().rstrip(),
+                reply = ("failed", tracebacks.format_exception(e),
                          tuple(e.args) if type(e).__name__ == "OrthancException" else None)
             with self.lock:
                 self.active = False
@@ -508,6 +508,7 @@ def main(fd):
     sys.path[:] = list(config["sys_path"])
     mod = w.build_module(config["module"])
     sys.modules["orthanc"] = mod
+    tracebacks.set_full(config.get("full_tracebacks", False))   # PythonVerbose in Orthanc's process
     _install_logging(mod)
     w.active = True  # the script may use the orthanc module at start-up: Orthanc serves us now
     try:
@@ -515,7 +516,7 @@ def main(fd):
             _load(path)
     except BaseException:
         w.active = False
-        w.ch.send(("fatal", traceback.format_exc().rstrip()))
+        w.ch.send(("fatal", tracebacks.format_exception()))
         return 1
     w.active = False
     w.ch.send(("ready", {"pid": os.getpid(), "registered": len(w.registered)}))
