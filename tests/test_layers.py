@@ -128,7 +128,7 @@ def test_no_import_cycle():
 
 
 # The core modules that are pure Python (no cffi): the worker processes may import them.
-PURE_CORE = {"pythanc.core.errors", "pythanc.core.tracebacks"}
+PURE_CORE = {"pythanc.core.errors", "pythanc.core.tracebacks", "pythanc.core.logbridge"}
 
 
 def test_worker_side_needs_no_plugin_library():

@@ -1,9 +1,10 @@
 """Orthanc's log, for pythanc's own messages and the script's errors: the bottom of the run time,
-usable by every layer.  The tracebacks of the script's errors are formatted by ``tracebacks``."""
+usable by every layer.  The tracebacks of the script's errors are formatted by ``tracebacks``, and
+Python's ``logging`` reaches Orthanc's log through ``logbridge``."""
 
-import logging
 import sys
 
+from . import logbridge
 from .context import STATE, lib
 from .tracebacks import format_exception
 
@@ -38,26 +39,9 @@ def log_exception(what, first_line=None):
     log_error("%s\n%s" % (first_line or "Error in the %s, traceback:" % what, format_exception()))
 
 
-class OrthancLogHandler(logging.Handler):
-    """Python's ``logging`` into Orthanc's log: ERROR and above -> LogError, WARNING -> LogWarning,
-    the rest -> LogInfo (shown by Orthanc with --verbose).  Records carry the logger's name."""
-
-    def emit(self, record):
-        try:
-            msg = "[%s] %s" % (record.name, self.format(record))
-            if record.levelno >= logging.ERROR:
-                log_error(msg)
-            elif record.levelno >= logging.WARNING:
-                log_warning(msg)
-            else:
-                log_info(msg)
-        except Exception:
-            self.handleError(record)
-
-
-def install_logging():
-    root = logging.getLogger()
-    if not any(isinstance(h, OrthancLogHandler) for h in root.handlers):
-        root.addHandler(OrthancLogHandler())
-    if root.level == logging.WARNING:  # Python's default: let INFO through, Orthanc filters it
-        root.setLevel(logging.INFO)
+def install_logging(level=None):
+    """Python's ``logging`` and Orthanc's log, at each initialisation: Python's defaults, with what
+    Python would write to stderr for want of a handler in Orthanc's log instead, and, with the
+    option ``"Python": {"LoggingLevel": level}``, a handler on the root logger (see
+    :mod:`pythanc.core.logbridge`)."""
+    logbridge.configure(log_error, log_warning, log_info, level)

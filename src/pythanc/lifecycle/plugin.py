@@ -44,9 +44,10 @@ def pythanc_initialize(context):
         tracebacks.set_full(options["verbose"])   # PythonVerbose: pythanc's frames in tracebacks too
         if CHILD_FOLDER not in sys.path:  # "import orthanc" in the script's multiprocessing children
             sys.path.append(CHILD_FOLDER)
-        install_logging()
+        install_logging(options["logging_level"])
         registry.reset()
-        pool.configure(options["workers"], options["worker_timeout"], options["scripts"], module)
+        pool.configure(options["workers"], options["worker_timeout"], options["scripts"], module,
+                       logging_level=options["logging_level"])
         for path in options["scripts"]:
             loaded = load_script(path)
             _loaded["modules"].append(loaded.__name__)

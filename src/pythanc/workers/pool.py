@@ -53,16 +53,18 @@ class WorkerError(RuntimeError):
 # Configuration and life cycle (called by pythanc/lifecycle/plugin.py)
 
 _state = {"workers": 0, "timeout": DEFAULT_TIMEOUT, "scripts": [], "needed": False, "pool": None,
-          "info": None, "module": None}
+          "info": None, "module": None, "logging_level": None}
 _lock = threading.Lock()
 
 
-def configure(workers, timeout, scripts, module):
+def configure(workers, timeout, scripts, module, logging_level=None):
     """At initialisation, before the scripts run.  ``module`` is the ``orthanc`` module whose
-    functions the workers' forwarded calls reach."""
+    functions the workers' forwarded calls reach; ``logging_level``: the option
+    ``Python.LoggingLevel``, which the workers apply as Orthanc's process does."""
     stop()
     _state.update(workers=workers or 0, timeout=float(timeout or DEFAULT_TIMEOUT),
-                  scripts=[os.path.abspath(s) for s in scripts], needed=False, info=None, module=module)
+                  scripts=[os.path.abspath(s) for s in scripts], needed=False, info=None, module=module,
+                  logging_level=logging_level)
     with _shared_lock:
         _shared.clear()
 
@@ -360,8 +362,8 @@ class Pool:
                 self.procs.add(w)
             deadline = time.monotonic() + max(self.timeout, 60.0)
             w.ch.send(("init", {"sys_path": list(sys.path), "scripts": self.scripts,
-                                "module": _module_info(), "full_tracebacks": tracebacks.full()}),
-                      deadline)
+                                "module": _module_info(), "logging_level": _state["logging_level"],
+                                "full_tracebacks": tracebacks.full()}), deadline)
             # the scripts run in the worker; meanwhile, serve what they forward
             msg = _serve(w, {}, deadline, ("ready", "fatal"))
             if msg[0] == "fatal":

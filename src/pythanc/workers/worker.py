@@ -25,7 +25,7 @@ import threading
 import time
 import types
 
-from pythanc.core import tracebacks
+from pythanc.core import logbridge, tracebacks
 from pythanc.core.errors import OrthancException
 
 # ---------------------------------------------------------------------------------------------
@@ -458,28 +458,6 @@ def _watch_parent(parent):
             os._exit(1)
 
 
-def _install_logging(mod):
-    import logging
-
-    class Handler(logging.Handler):
-        def emit(self, record):
-            try:
-                msg = "[%s] %s" % (record.name, self.format(record))
-                if record.levelno >= logging.ERROR:
-                    mod.LogError(msg)
-                elif record.levelno >= logging.WARNING:
-                    mod.LogWarning(msg)
-                else:
-                    mod.LogInfo(msg)
-            except Exception:
-                self.handleError(record)
-
-    root = logging.getLogger()
-    root.addHandler(Handler())
-    if root.level == logging.WARNING:
-        root.setLevel(logging.INFO)
-
-
 def _load(path):
     import importlib.util
     path = os.path.abspath(path)
@@ -509,7 +487,9 @@ def main(fd):
     mod = w.build_module(config["module"])
     sys.modules["orthanc"] = mod
     tracebacks.set_full(config.get("full_tracebacks", False))   # PythonVerbose in Orthanc's process
-    _install_logging(mod)
+    # Python's logging as in Orthanc's process: its defaults, what would go to stderr for want of a
+    # handler into Orthanc's log, and the option Python.LoggingLevel
+    logbridge.configure(mod.LogError, mod.LogWarning, mod.LogInfo, config.get("logging_level"))
     w.active = True  # the script may use the orthanc module at start-up: Orthanc serves us now
     try:
         for path in config["scripts"]:
