@@ -1,4 +1,4 @@
-"""For script authors: virtualenvs, several scripts, logging, reload, stubs, doctor."""
+"""For script authors: virtualenvs, several scripts, reload, stubs, doctor (logging: test_logging.py)."""
 
 import json
 import os
@@ -55,17 +55,6 @@ def test_several_scripts_and_several_callbacks(orthanc_server, tmp_path, testdat
     order = [log.index(x + " " + iid) for x in ("A1 stored", "A2 stored", "B stored")]
     assert order == sorted(order)
     assert log.index("B change " + iid) < log.index("B2 change " + iid)
-
-
-def test_python_logging_goes_to_orthanc_log(orthanc_server, write_script):
-    script = write_script("import logging\n"
-                          "logging.getLogger(__name__).warning('a warning from the script')\n"
-                          "logging.getLogger('mylib').error('an error from mylib')\n"
-                          "logging.info('an info line')\n", name="logging_script.py")
-    server = orthanc_server(script=script, verbose=True)
-    server.wait_for_log(r"W\d{4} [\d:.]+ PluginsManager\.cpp:\d+\] \[logging_script\] a warning from the script")
-    server.wait_for_log(r"E\d{4} [\d:.]+ PluginsManager\.cpp:\d+\] \[mylib\] an error from mylib")
-    server.wait_for_log(r"I\d{4} [\d:.]+ PluginsManager\.cpp:\d+\] (\(plugins\) )?\[root\] an info line")
 
 
 def _write(path, text):

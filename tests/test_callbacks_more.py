@@ -259,7 +259,7 @@ def test_cfind_and_worklist_scp(orthanc_server, write_script):
     server.wait_for_log(r"worklist match: 1")
     cp = run(base + ["-W", "-k", "PatientName=BOOM"])
     assert "Failed: UnableToProcess" in cp.stdout + cp.stderr
-    server.wait_for_log(r"Error in the Python worklist SCP callback, traceback:")
+    server.wait_for_log(r"Error in the Python C-FIND SCP for worklist callback, traceback:")
     assert_serving(server)
 
 

@@ -147,7 +147,7 @@ def test_exception_in_callback_answers_500_and_logs_traceback(orthanc_server, wr
     r = server.get("/boom")
     assert r.status_code == 500
     assert r.json()["Message"] == "Error encountered within the plugin engine"
-    server.wait_for_log(r"Error in the Python REST callback, traceback:")
+    server.wait_for_log(r"Error in the REST callback, traceback:")
     server.wait_for_log(r'File "%s", line \d+, in Boom' % path.replace("/", r"\/"))
     server.wait_for_log(r"RuntimeError: deliberate failure in Boom")
     # Orthanc goes on serving

@@ -76,7 +76,7 @@ def assert_serving(server, context=""):
 
 def python_errors(server):
     """Lines of the log where pythanc reported an exception in a Python callback."""
-    return re.findall(r"Error in the Python [^\n]*", server.log())
+    return re.findall(r"Error in the (?:Python |REST callback)[^\n]*", server.log())
 
 
 def rss_kb(pid):
@@ -1233,10 +1233,10 @@ def test_failing_callbacks_of_every_kind(orthanc_server, write_script, testdata,
     stored = server.get("/instances").json()
     assert len(stored) == 5, stored
     log = server.log()
-    for kind in ("REST callback", "on-change callback", "on-stored-instance callback",
-                 "incoming-http-request filter", "C-FIND SCP callback", "received-instance callback",
-                 "incoming C-STORE filter"):
-        assert "Error in the Python %s" % kind in log, kind
+    for kind in ("REST callback", "Python on-change callback", "Python on-stored-instance callback",
+                 "Python incoming-http-request filter", "Python C-FIND SCP callback",
+                 "Python received instance callback", "Python incoming-cstore-instance callback"):
+        assert "Error in the %s, traceback:" % kind in log, kind
     assert "SystemExit: 3" in log
     assert "deliberate failure in the change callback" in log
     report("4-faulty-callbacks", modes=checks, kinds=7)

@@ -64,7 +64,7 @@ def pythanc_OrthancPluginFindCallback(answers, query, issuer_aet, called_aet):
 
 @ffi.def_extern(error=ERR_PLUGIN)
 def pythanc_OrthancPluginWorklistCallback(answers, query, issuer_aet, called_aet):
-    return _scp("worklist", "Python worklist SCP callback", api.WorklistAnswers, api.WorklistQuery,
+    return _scp("worklist", "Python C-FIND SCP for worklist callback", api.WorklistAnswers, api.WorklistQuery,
                 answers, query, issuer_aet, called_aet)
 
 
@@ -140,7 +140,7 @@ def pythanc_OrthancPluginGetMoveSize(move_driver):
             return 1
         return n
     except BaseException:
-        log_exception("Python C-MOVE get_move_size callback")
+        log_exception("Python C-MOVE SCP callback (GetMoveSize)")
         entry = _moves.get(pointer_handle(move_driver))
         if entry is not None:
             entry[2] = True   # report one failed sub-operation rather than a bogus size
@@ -169,7 +169,7 @@ def pythanc_OrthancPluginFreeMove(move_driver):
         if entry is not None and "free" in entry[0]:
             entry[0]["free"](entry[1])
     except BaseException:
-        log_exception("Python C-MOVE free_move callback")
+        log_exception("Python C-MOVE SCP callback (Free)")
 
 
 sdk_entry("find", "OrthancPluginRegisterFindCallback", "pythanc_OrthancPluginFindCallback",

@@ -82,7 +82,7 @@ def _received_result(r):
     return action, payload
 
 
-@c_entry("Python received-instance callback", KEEP_AS_IS)
+@c_entry("Python received instance callback", KEEP_AS_IS)
 def pythanc_OrthancPluginReceivedInstanceCallback(target, buffer, size, origin):
     callbacks = list(STORE.lists["received"])
     if not callbacks:
@@ -94,7 +94,7 @@ def pythanc_OrthancPluginReceivedInstanceCallback(target, buffer, size, origin):
         try:
             r = f(current, origin)
         except BaseException:
-            log_exception("Python received-instance callback")
+            log_exception("Python received instance callback")
             continue
         result = _received_result(r)
         if result is None:
@@ -121,7 +121,7 @@ def RegisterIncomingCStoreInstanceFilter(callback):
     append("cstore_filters", callback, "Python incoming C-STORE filter", "RegisterIncomingCStoreInstanceFilter")
 
 
-@c_entry("Python incoming C-STORE filter", -1)
+@c_entry("Python incoming-cstore-instance callback", -1)
 def pythanc_OrthancPluginIncomingCStoreInstanceFilter(dimse_status, instance):
     filters = list(STORE.lists["cstore_filters"])
     with Borrowed(api.DicomInstance, instance) as dicom:

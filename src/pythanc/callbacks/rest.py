@@ -233,7 +233,7 @@ def pythanc_rest_packed(output, route, method, n_groups, n_get, n_headers, strin
             return 1 + len(pending[2])
         return 0
     except BaseException:
-        log_exception("Python REST callback")
+        log_exception("REST callback")
         return -ERR_PLUGIN
 
 

@@ -63,13 +63,13 @@ def _storage(what):
     return s[what]
 
 
-@c_entry("Python storage area create callback", ERR_PLUGIN)
+@c_entry("Python StorageCreate callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageCreate(uuid, content, size, content_type):
     _storage("create")(text(uuid), int(content_type), data(content, size))
     return ERR_SUCCESS
 
 
-@c_entry("Python storage area read callback", ERR_PLUGIN)
+@c_entry("Python StorageRead callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageReadWhole(target, uuid, content_type):
     r = _storage("read")(text(uuid), int(content_type))
     if not is_bytes(r):
@@ -80,7 +80,7 @@ def pythanc_OrthancPluginStorageReadWhole(target, uuid, content_type):
     return ERR_SUCCESS
 
 
-@c_entry("Python storage area read_range callback", ERR_PLUGIN)
+@c_entry("Python StorageReadRange callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageReadRange(target, uuid, content_type, range_start):
     size = int(target.size)
     r = _storage("range")(text(uuid), int(content_type), int(range_start), size)
@@ -93,7 +93,7 @@ def pythanc_OrthancPluginStorageReadRange(target, uuid, content_type, range_star
     return ERR_SUCCESS
 
 
-@c_entry("Python storage area remove callback", ERR_PLUGIN)
+@c_entry("Python StorageRemove callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageRemove(uuid, content_type):
     _storage("remove")(text(uuid), int(content_type))
     return ERR_SUCCESS

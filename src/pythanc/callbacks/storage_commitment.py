@@ -56,7 +56,7 @@ def pythanc_OrthancPluginStorageCommitmentDestructor(handler):
         log_exception("Python storage commitment SCP destructor")
 
 
-@c_entry("Python storage commitment lookup callback", ERR_PLUGIN)
+@c_entry("Python storage commitment Lookup callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageCommitmentLookup(target, handler, sop_class_uid, sop_instance_uid):
     h = pointer_handle(handler)
     if h not in _handlers or STORE.once.get("commitment") is None:

@@ -2,7 +2,8 @@
 
 Top-level ``PythonScript`` and ``PythonVerbose`` (the official plugin's names), and the ``"Python"``
 section: ``Path`` and ``Verbose`` (aliases, the top-level keys win), ``Scripts``, ``VirtualEnv``,
-``Reload``, ``Workers``, ``WorkerTimeout`` and ``RestThreads`` (pythanc's own; see the README).
+``Reload``, ``Workers``, ``WorkerTimeout``, ``RestThreads`` and ``LoggingLevel`` (pythanc's own; see the
+README).
 A wrong type is a :class:`ConfigError`, which stops the plugin with a message that names the option.
 """
 
@@ -15,6 +16,7 @@ import sys
 from .context import STATE, ffi, lib
 from .convert import _take_string
 from .log import log_warning
+from .logbridge import LEVELS as LOGGING_LEVELS
 
 # Threads that run the REST callbacks (see "REST dispatch threads" in _build/rest_dispatch.c); 0:
 # Orthanc's HTTP threads call Python themselves, as with the official plugin.
@@ -66,9 +68,16 @@ def read_configuration():
     if type(rest_threads) is not int or not 0 <= rest_threads <= 64:
         raise ConfigError('The configuration option "Python.RestThreads" is not an integer between 0 '
                           'and 64 as expected')
+    # Python's logging: its defaults unless the option asks for Orthanc's log on the root logger
+    logging_level = section.get("LoggingLevel")
+    if logging_level is not None:
+        if not isinstance(logging_level, str) or logging_level.upper() not in LOGGING_LEVELS:
+            raise ConfigError('The configuration option "Python.LoggingLevel" is not one of %s as expected'
+                              % ", ".join('"%s"' % x for x in LOGGING_LEVELS))
+        logging_level = logging_level.upper()
     return {"script": script, "scripts": scripts, "verbose": verbose, "section": section,
             "venv": venv, "reload": reload_, "workers": workers, "worker_timeout": timeout,
-            "rest_threads": rest_threads}
+            "rest_threads": rest_threads, "logging_level": logging_level}
 
 
 def use_virtualenv(path):

@@ -1,11 +1,12 @@
 """Orthanc's log, for pythanc's own messages and the script's errors: the bottom of the run time,
-usable by every layer."""
+usable by every layer.  The tracebacks of the script's errors are formatted by ``tracebacks``, and
+Python's ``logging`` reaches Orthanc's log through ``logbridge``."""
 
-import logging
 import sys
-import traceback
 
+from . import logbridge
 from .context import STATE, lib
+from .tracebacks import format_exception
 
 
 def _log(sdk_log, msg, to_stderr):
@@ -30,32 +31,17 @@ def log_info(msg):
     _log("OrthancPluginLogInfo", msg, False)
 
 
-def log_exception(what):
-    """Log the current exception with its traceback (file and line) in Orthanc's log, under the
-    first line the official plugin writes (``Error in the <what>, traceback:``)."""
-    log_error("Error in the %s, traceback:\n%s" % (what, traceback.format_exc().rstrip()))
+def log_exception(what, first_line=None):
+    """Log the current exception in Orthanc's log, as an error, under the first line the official
+    plugin writes for it (``Error in the <what>, traceback:``, or ``first_line``): the frames of
+    the user's code and the exception, without pythanc's own frames (the full traceback with
+    ``PythonVerbose``; see :mod:`pythanc.core.tracebacks`)."""
+    log_error("%s\n%s" % (first_line or "Error in the %s, traceback:" % what, format_exception()))
 
 
-class OrthancLogHandler(logging.Handler):
-    """Python's ``logging`` into Orthanc's log: ERROR and above -> LogError, WARNING -> LogWarning,
-    the rest -> LogInfo (shown by Orthanc with --verbose).  Records carry the logger's name."""
-
-    def emit(self, record):
-        try:
-            msg = "[%s] %s" % (record.name, self.format(record))
-            if record.levelno >= logging.ERROR:
-                log_error(msg)
-            elif record.levelno >= logging.WARNING:
-                log_warning(msg)
-            else:
-                log_info(msg)
-        except Exception:
-            self.handleError(record)
-
-
-def install_logging():
-    root = logging.getLogger()
-    if not any(isinstance(h, OrthancLogHandler) for h in root.handlers):
-        root.addHandler(OrthancLogHandler())
-    if root.level == logging.WARNING:  # Python's default: let INFO through, Orthanc filters it
-        root.setLevel(logging.INFO)
+def install_logging(level=None):
+    """Python's ``logging`` and Orthanc's log, at each initialisation: Python's defaults, with what
+    Python would write to stderr for want of a handler in Orthanc's log instead, and, with the
+    option ``"Python": {"LoggingLevel": level}``, a handler on the root logger (see
+    :mod:`pythanc.core.logbridge`)."""
+    logbridge.configure(log_error, log_warning, log_info, level)

@@ -12,11 +12,11 @@ imports every callback family, whose C entry points thereby exist.
 
 import os
 import sys
-import traceback
 
 from ..callbacks import registry
 from ..core.config import ConfigError, read_configuration, use_virtualenv
 from ..core.context import STATE, ffi, lib
+from ..core import tracebacks
 from ..core.log import log_error, log_warning, log_exception, install_logging
 from ..core.script_env import keep_fork_start_method
 from ..workers import pool
@@ -44,12 +44,14 @@ def pythanc_initialize(context):
         module = orthanc_module()
         sys.modules["orthanc"] = module
         set_verbose(module, options["verbose"])
+        tracebacks.set_full(options["verbose"])   # PythonVerbose: pythanc's frames in tracebacks too
         if CHILD_FOLDER not in sys.path:  # "import orthanc" in the script's multiprocessing children
             sys.path.append(CHILD_FOLDER)
-        install_logging()
+        install_logging(options["logging_level"])
         keep_fork_start_method()
         registry.reset()
-        pool.configure(options["workers"], options["worker_timeout"], options["scripts"], module)
+        pool.configure(options["workers"], options["worker_timeout"], options["scripts"], module,
+                       logging_level=options["logging_level"])
         for path in options["scripts"]:
             loaded = load_script(path)
             _loaded["modules"].append(loaded.__name__)
@@ -66,8 +68,7 @@ def pythanc_initialize(context):
     except ConfigError as e:
         log_error(str(e))
     except BaseException:
-        log_error("Error during the installation of the Python script, traceback:\n%s"
-                  % traceback.format_exc().rstrip())
+        log_exception(None, first_line="Error during the installation of the Python script, traceback:")
     return 0
 
 

@@ -10,10 +10,10 @@ Orthanc cannot unregister a REST route: a route that the new version no longer h
 
 import os
 import threading
-import traceback
 
 from ..callbacks import registry
 from ..core.log import log_error, log_warning
+from ..core.tracebacks import format_exception
 from ..workers import pool
 from .scripts import exec_script
 
@@ -36,7 +36,7 @@ def reload_script(name, path):
             compile(f.read(), path, "exec")
     except BaseException:
         log_error("pythanc: not reloading %s, it does not compile; the previous version keeps "
-                          "running:\n%s" % (path, traceback.format_exc().rstrip()))
+                  "running:\n%s" % (path, format_exception()))
         return False
     saved = registry.take_owned(name)
     try:
@@ -45,7 +45,7 @@ def reload_script(name, path):
         registry.take_owned(name)  # drop what the failed version registered
         registry.put_back(saved)
         log_error("pythanc: reloading %s failed; the previous version keeps running:\n%s"
-                          % (path, traceback.format_exc().rstrip()))
+                  % (path, format_exception()))
         return False
     log_warning("pythanc: reloaded %s" % path)
     pool.recycle()  # worker processes start again with the new version

@@ -31,6 +31,7 @@ import time
 
 from ..core.config import DEFAULT_WORKER_TIMEOUT as DEFAULT_TIMEOUT
 from ..core.convert import OrthancObject
+from ..core import tracebacks
 from ..core.log import log_error as _log_error, log_warning as _log_warning
 from .worker import Channel, ChannelClosed, ChannelTimeout, exception_reply, callback_key
 
@@ -38,23 +39,32 @@ STOP_GRACE = 3.0   # seconds given to workers to exit on SIGTERM before SIGKILL
 
 
 class WorkerError(RuntimeError):
-    """An offloaded callback could not complete: the worker died, hung, or the callback raised."""
+    """An offloaded callback could not complete: the worker died, hung, or the callback raised.
+    When the callback raised, ``remote_traceback`` is its traceback, formatted by the worker
+    (``core.tracebacks``), which the logs show in place of the local frames."""
+
+    def __init__(self, message, remote_traceback=None, remote_where=None):
+        super().__init__(message)
+        self.remote_traceback = remote_traceback
+        self.remote_where = remote_where
 
 
 # ---------------------------------------------------------------------------------------------
 # Configuration and life cycle (called by pythanc/lifecycle/plugin.py)
 
 _state = {"workers": 0, "timeout": DEFAULT_TIMEOUT, "scripts": [], "needed": False, "pool": None,
-          "info": None, "module": None}
+          "info": None, "module": None, "logging_level": None}
 _lock = threading.Lock()
 
 
-def configure(workers, timeout, scripts, module):
+def configure(workers, timeout, scripts, module, logging_level=None):
     """At initialisation, before the scripts run.  ``module`` is the ``orthanc`` module whose
-    functions the workers' forwarded calls reach."""
+    functions the workers' forwarded calls reach; ``logging_level``: the option
+    ``Python.LoggingLevel``, which the workers apply as Orthanc's process does."""
     stop()
     _state.update(workers=workers or 0, timeout=float(timeout or DEFAULT_TIMEOUT),
-                  scripts=[os.path.abspath(s) for s in scripts], needed=False, info=None, module=module)
+                  scripts=[os.path.abspath(s) for s in scripts], needed=False, info=None, module=module,
+                  logging_level=logging_level)
     with _shared_lock:
         _shared.clear()
 
@@ -352,7 +362,8 @@ class Pool:
                 self.procs.add(w)
             deadline = time.monotonic() + max(self.timeout, 60.0)
             w.ch.send(("init", {"sys_path": list(sys.path), "scripts": self.scripts,
-                                "module": _module_info()}), deadline)
+                                "module": _module_info(), "logging_level": _state["logging_level"],
+                                "full_tracebacks": tracebacks.full()}), deadline)
             # the scripts run in the worker; meanwhile, serve what they forward
             msg = _serve(w, {}, deadline, ("ready", "fatal"))
             if msg[0] == "fatal":
@@ -436,7 +447,8 @@ class Pool:
         finally:
             self.release(w, healthy)
         if msg[0] == "failed":
-            raise WorkerError("in the worker process %d:\n%s" % (w.pid, msg[1]))
+            raise WorkerError("in the worker process %d:\n%s" % (w.pid, msg[1]), msg[1],
+                              "In the worker process %d" % w.pid)
         return None
 
     # -- life cycle ---------------------------------------------------------------------------------

@@ -23,9 +23,9 @@ import struct
 import sys
 import threading
 import time
-import traceback
 import types
 
+from pythanc.core import logbridge, tracebacks
 from pythanc.core.errors import OrthancException
 from pythanc.core.script_env import keep_fork_start_method
 
@@ -396,7 +396,7 @@ class _Worker:
                 self.run(kind, key, args)
                 reply = ("done", None)
             except BaseException as e:
-                reply = ("failed", traceback.format_exc().rstrip(),
+                reply = ("failed", tracebacks.format_exception(e),
                          tuple(e.args) if type(e).__name__ == "OrthancException" else None)
             with self.lock:
                 self.active = False
@@ -464,28 +464,6 @@ def _watch_parent(parent):
             os._exit(1)
 
 
-def _install_logging(mod):
-    import logging
-
-    class Handler(logging.Handler):
-        def emit(self, record):
-            try:
-                msg = "[%s] %s" % (record.name, self.format(record))
-                if record.levelno >= logging.ERROR:
-                    mod.LogError(msg)
-                elif record.levelno >= logging.WARNING:
-                    mod.LogWarning(msg)
-                else:
-                    mod.LogInfo(msg)
-            except Exception:
-                self.handleError(record)
-
-    root = logging.getLogger()
-    root.addHandler(Handler())
-    if root.level == logging.WARNING:
-        root.setLevel(logging.INFO)
-
-
 def _load(path):
     import importlib.util
     path = os.path.abspath(path)
@@ -514,7 +492,10 @@ def main(fd):
     sys.path[:] = list(config["sys_path"])
     mod = w.build_module(config["module"])
     sys.modules["orthanc"] = mod
-    _install_logging(mod)
+    tracebacks.set_full(config.get("full_tracebacks", False))   # PythonVerbose in Orthanc's process
+    # Python's logging as in Orthanc's process: its defaults, what would go to stderr for want of a
+    # handler into Orthanc's log, and the option Python.LoggingLevel
+    logbridge.configure(mod.LogError, mod.LogWarning, mod.LogInfo, config.get("logging_level"))
     keep_fork_start_method()
     w.active = True  # the script may use the orthanc module at start-up: Orthanc serves us now
     try:
@@ -522,7 +503,7 @@ def main(fd):
             _load(path)
     except BaseException:
         w.active = False
-        w.ch.send(("fatal", traceback.format_exc().rstrip()))
+        w.ch.send(("fatal", tracebacks.format_exception()))
         return 1
     w.active = False
     w.ch.send(("ready", {"pid": os.getpid(), "registered": len(w.registered)}))
