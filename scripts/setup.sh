@@ -38,5 +38,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+# A pythanc installed before is removed first, with every file of it: a module that a later version
+# moved or dropped must not stay importable from an old installation.
+.venv/bin/python -m pip uninstall -q -y pythanc >/dev/null 2>&1 || true
+rm -rf .venv/lib/python3*/site-packages/pythanc
 .venv/bin/python -m pip install -q ".[test,samples]"
 echo "pythanc installed: $(.venv/bin/pythanc plugin-path)"
