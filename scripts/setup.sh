@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="orthanc orthanc-dev dcmtk gcc libc6-dev curl python3 python3-venv python3-dev libpython3-dev"
+# orthanc-python: the official plugin, for the parity tests and the benchmark (loaded only when a
+# test or the benchmark names it in "Plugins"; installing it changes nothing else).
+APT_PACKAGES="orthanc orthanc-dev orthanc-python dcmtk gcc libc6-dev curl python3 python3-venv python3-dev libpython3-dev"
 need_apt=0
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || need_apt=1; done
 if [ "$need_apt" = 1 ]; then

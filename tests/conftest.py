@@ -1,7 +1,9 @@
 """Shared test helpers.  The ``orthanc_server`` fixture comes from pythanc's own pytest plugin
 (:mod:`pythanc.testing`), the same one that script authors use."""
 
+import glob
 import os
+import re
 import shutil
 
 import pytest
@@ -19,6 +21,38 @@ ORTHANC_VERSION = orthanc_version()
 # Orthanc 1.13 percent-decodes the values of GET arguments before plugins see them (the REST
 # callback's ``get`` and the HTTP filter's); 1.10 and 1.12 pass them as the client sent them.
 GET_VALUES_DECODED = ORTHANC_VERSION is not None and ORTHANC_VERSION >= (1, 13, 0)
+
+# The SDK header that pythanc was built from (orthanc-dev's), and the C functions it defines.
+SDK_HEADER = os.environ.get("PYTHANC_SDK_HEADER", "/usr/include/orthanc/OrthancCPlugin.h")
+
+
+def _sdk_functions(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return frozenset()
+    return frozenset(re.findall(r"\bORTHANC_PLUGIN_INLINE\b[^;{}()]*?\b(OrthancPlugin\w+)\s*\(", text))
+
+
+SDK_FUNCTIONS = _sdk_functions(SDK_HEADER)
+
+
+def needs_sdk(*c_functions):
+    """A mark that skips a test unless the installed SDK header defines every one of ``c_functions``
+    (``@needs_sdk("OrthancPluginRegisterFindCallback2")``); the reason names what is missing."""
+    missing = [c for c in c_functions if c not in SDK_FUNCTIONS]
+    return pytest.mark.skipif(bool(missing), reason="the installed SDK (%s) has no %s" % (
+        SDK_HEADER, ", ".join(missing)))
+
+
+def official_plugin():
+    """The official Python plugin of this Debian release (orthanc-python: libOrthancPython.so.4.0 on
+    Debian 12, 5.0 on 13, 7.1 on testing), for parity tests; skips the test if it is not installed."""
+    found = sorted(glob.glob("/usr/lib/orthanc/libOrthancPython.so*"))
+    if not found:
+        pytest.skip("the official plugin (orthanc-python) is not installed")
+    return found[-1]
 
 
 @pytest.fixture
