@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # The whole test suite (scripts/test.sh) on the Orthanc of every Debian release: on the host for
-# the host's own release, in a chroot of scripts/debian-chroot.sh for each other one, one release
-# after the other (the tests are timing-sensitive: never two at once).  As root:
+# the host's own release, in a chroot of scripts/debian-chroot.sh for each other one.  The test
+# runs go one release after the other (the tests are timing-sensitive: never two at once); the
+# chroots are made and installed (one at a time) in the background from the start, so that the
+# host's tests hide that time.  As root:
 #
 #   scripts/test-matrix.sh [--only R1,R2] [-- PYTEST_ARGS...]
 #
@@ -55,9 +57,35 @@ pytest_summary() {
     tail -n 1 | sed -E 's/^=+ //; s/ =+$//' || true
 }
 
+# Makes the chroot of release $1 and installs pythanc in it (scripts/test.sh's setup step), one
+# release at a time (the lock on fd 8); prints "test-matrix: make took N s" into the release's log.
+prepare() {
+  local rel=$1 log=".cache/logs/$1.log" m
+  exec 8>".cache/logs/prepare.lock"
+  flock 8
+  m=$SECONDS
+  if ! bash scripts/debian-chroot.sh make "$rel" >>"$log" 2>&1 8>&-; then
+    echo "test-matrix: making the $rel chroot failed" >>"$log"
+    return 1
+  fi
+  echo "test-matrix: make took $((SECONDS - m)) s" >>"$log"
+  timeout -k 30 "$TIMEOUT" bash scripts/debian-chroot.sh run "$rel" -- env PYTHANC_TEST_STEPS=setup bash scripts/test.sh >>"$log" 2>&1 8>&-
+}
+
+declare -A prep_pid
+for rel in $releases; do
+  : > ".cache/logs/$rel.log"
+  if [ "$rel" != "$host" ]; then
+    prepare "$rel" 8>&- &
+    prep_pid[$rel]=$!
+  fi
+done
+# Background preparations still running when this script exits (an interrupted run) are stopped.
+trap 'for p in "${prep_pid[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+
+start_all=$SECONDS
 for rel in $releases; do
   log=".cache/logs/$rel.log"
-  : > "$log"
   start=$SECONDS
   t_make[$rel]=-
   echo "== $rel: $( [ "$rel" = "$host" ] && echo "on the host" || echo "in a chroot") (log: $log)"
@@ -65,16 +93,16 @@ for rel in $releases; do
   if [ "$rel" = "$host" ]; then
     timeout -k 30 "$TIMEOUT" bash scripts/test.sh "$@" >>"$log" 2>&1 || rc=$?
   else
-    m=$SECONDS
-    if bash scripts/debian-chroot.sh make "$rel" >>"$log" 2>&1; then
-      t_make[$rel]=$((SECONDS - m))
-      timeout -k 30 "$TIMEOUT" bash scripts/debian-chroot.sh run "$rel" -- bash scripts/test.sh "$@" >>"$log" 2>&1 || rc=$?
+    # The chroot's preparation (made and installed in the background) must have succeeded.
+    if wait "${prep_pid[$rel]}"; then
+      timeout -k 30 "$TIMEOUT" bash scripts/debian-chroot.sh run "$rel" -- env PYTHANC_TEST_STEPS=pytest bash scripts/test.sh "$@" >>"$log" 2>&1 || rc=$?
     else
       rc=$?
-      t_make[$rel]=$((SECONDS - m))
-      echo "test-matrix: making the $rel chroot failed" >>"$log"
+      echo "test-matrix: preparing the $rel chroot failed (rc=$rc), see above" >>"$log"
     fi
+    t_make[$rel]=$(grep -a -o -E '^test-matrix: make took [0-9]+ s' "$log" | tail -n 1 | grep -o -E '[0-9]+' || echo -)
   fi
+  # For a chroot: the time from its preparation's end (or the previous release's end) to its end.
   t_total[$rel]=$((SECONDS - start))
   t_setup[$rel]=$(grep -a -o -E '^test.sh: setup took [0-9]+ s' "$log" | tail -n 1 | grep -o -E '[0-9]+' || true)
   summary[$rel]=$(pytest_summary "$log")
@@ -100,6 +128,7 @@ for rel in $releases; do
   printf '%-9s %-16s %6s %6s %7s %6s  %s\n' "$rel" "${status[$rel]}" "${t_make[$rel]}" "${t_setup[$rel]:--}" \
     "${t_pytest[$rel]:--}" "${t_total[$rel]}" "${summary[$rel]:--}"
 done
+echo "matrix: the whole run took $((SECONDS - start_all)) s (chroots made and installed while the host's tests ran)"
 echo
 if [ "$n_skipped" -gt 0 ]; then
   echo "matrix: $n_passed passed, $n_failed failed, $n_skipped skipped"
