@@ -208,6 +208,15 @@ def test_official_71_names_exist_exactly_when_their_c_function_does(api_tree, mo
     assert checked >= 200
 
 
+def _every_header_function():
+    """The functions that any of the headers under test defines."""
+    found = set()
+    for h in HEADERS:
+        with open(h) as f:
+            found.update(_inline_definitions(f.read()))
+    return found
+
+
 def test_coverage_bar(model):
     cov = generate.coverage(model)
     assert cov["functions"] == len(model["functions"])
@@ -222,8 +231,13 @@ def test_coverage_bar(model):
     # every hand-written/internal entry names a real SDK function; the functions that take callbacks and
     # have no hand-written code are exactly those of TO_HANDWRITE that the header has
     names = {f["name"] for f in model["functions"]}
-    for table in (not_generated.HANDWRITTEN, not_generated.INTERNAL, not_generated.IMPLICIT_BUFFER_SIZES):
+    for table in (not_generated.INTERNAL, not_generated.IMPLICIT_BUFFER_SIZES):
         assert set(table) <= names
+    # a hand-written function that this header lacks is a newer SDK's: one of the headers under test
+    # has it, or (only the installed header under test) the official 7.1 module has its Python names
+    official_71 = _reference("7.1")["functions"]
+    for c in set(not_generated.HANDWRITTEN) - names:
+        assert c in _every_header_function() or all(n in official_71 for n in not_generated.HANDWRITTEN[c]), c
     assert {r[0] for r in cov["rows"] if r[1] == "to hand-write"} == set(not_generated.TO_HANDWRITE) & names
     assert {r[0] for r in cov["rows"] if r[1] == "not applicable"} == set(not_generated.NOT_APPLICABLE) & names
     assert not set(not_generated.TO_HANDWRITE) & set(not_generated.HANDWRITTEN)

@@ -348,18 +348,26 @@ def cdef(model):
     for f in model["functions"]:
         args = ", ".join("%s %s" % (a["type"], a["name"]) for a in f["args"]) or "void"
         out.append("%s %s(%s);" % (f["result"], f["name"], args))
-    for name in hw.EXTERN_PYTHON:
+    for name in extern_python(model):
         c = callbacks[name]
         args = ", ".join(c["args"]) or "void"
         out.append('extern "Python" %s pythanc_%s(%s);' % (c["result"], name, args))
     return "\n".join(out) + "\n"
 
 
+def extern_python(model):
+    """The callback types of ``not_generated.EXTERN_PYTHON`` that this header defines (those of a newer
+    SDK, such as ``OrthancPluginFindCallback2``, get no C entry point from an older header: the family
+    module defines its Python side only when the plugin library has it)."""
+    defined = {c["name"] for c in model["callbacks"]}
+    return [n for n in hw.EXTERN_PYTHON if n in defined]
+
+
 def extern_forward_decls(model):
     """C forward declarations of the Python entry points, for the hand-written C prelude."""
     callbacks = {c["name"]: c for c in model["callbacks"]}
     return "\n".join("static %s pythanc_%s(%s);" % (callbacks[n]["result"], n, ", ".join(callbacks[n]["args"]) or "void")
-                     for n in hw.EXTERN_PYTHON)
+                     for n in extern_python(model))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,6 +30,13 @@ HANDWRITTEN = {
     "OrthancPluginRegisterStorageArea2": ["RegisterStorageArea2"],
     "OrthancPluginRegisterRefreshMetricsCallback": ["RegisterRefreshMetricsCallback"],
     "OrthancPluginRegisterStorageCommitmentScpCallback": ["RegisterStorageCommitmentScpCallback"],
+    # SDK 1.12.10+ (Debian: 1.13.0): the same handlers, given the DICOM connection (orthanc.DicomConnection);
+    # the official module's RegisterMoveCallback2 is the four-callback form of OrthancPluginRegisterMoveCallback,
+    # so the C function's version 2 is its RegisterMoveCallback3
+    "OrthancPluginRegisterFindCallback2": ["RegisterFindCallback2"],
+    "OrthancPluginRegisterWorklistCallback2": ["RegisterWorklistCallback2"],
+    "OrthancPluginRegisterMoveCallback2": ["RegisterMoveCallback3"],
+    "OrthancPluginRegisterStorageCommitmentScpCallback2": ["RegisterStorageCommitmentScpCallback2"],
     "OrthancPluginRegisterDecodeImageCallback": ["RegisterDecodeImageCallback"],
     "OrthancPluginRegisterTranscoderCallback": ["RegisterTranscoderCallback"],
     "OrthancPluginRegisterChunkedRestCallback": ["RegisterChunkedRestCallback"],
@@ -97,11 +104,6 @@ TO_HANDWRITE = {
     "OrthancPluginCreateJob2": "CreateJob",
     # SDK 1.12.8+ (Debian: 1.13.0)
     "OrthancPluginRegisterStorageArea3": "RegisterStorageArea3",
-    "OrthancPluginRegisterFindCallback2": "RegisterFindCallback2",
-    "OrthancPluginRegisterWorklistCallback2": "RegisterWorklistCallback2",
-    # the official module's RegisterMoveCallback2 is the four-callback form of OrthancPluginRegisterMoveCallback
-    "OrthancPluginRegisterMoveCallback2": "RegisterMoveCallback3",
-    "OrthancPluginRegisterStorageCommitmentScpCallback2": "RegisterStorageCommitmentScpCallback2",
     "OrthancPluginRegisterHttpAuthentication": "RegisterHttpAuthentication",
     "OrthancPluginRegisterAuditLogHandler": "RegisterAuditLogHandler",
 }
@@ -130,6 +132,8 @@ PYTHON_ONLY = ["CreateImageFromBuffer", "RegisterMoveCallback2"]
 # SDK callback types that get a C entry point implemented in Python (in pythanc/callbacks/, the module
 # of each family defines its own as pythanc_<type> with @ffi.def_extern).  REST routes are the
 # exception: their C entry points are in rest_dispatch.c (pythanc_rest_entry_for, see plugin_build.py).
+# A type that the installed header does not define (a newer SDK's) gets no entry point
+# (generate.extern_python); its family module then defines no Python side for it (registry.sdk_has).
 EXTERN_PYTHON = [
     "OrthancPluginOnChangeCallback",
     "OrthancPluginOnStoredInstanceCallback",
@@ -152,6 +156,11 @@ EXTERN_PYTHON = [
     "OrthancPluginStorageCommitmentFactory",
     "OrthancPluginStorageCommitmentDestructor",
     "OrthancPluginStorageCommitmentLookup",
+    # SDK 1.12.10+ only: the build declares an entry point only if the header has its type
+    "OrthancPluginFindCallback2",
+    "OrthancPluginWorklistCallback2",
+    "OrthancPluginMoveCallback2",
+    "OrthancPluginStorageCommitmentFactory2",
     "OrthancPluginDecodeImageCallback",
     "OrthancPluginTranscoderCallback",
     "OrthancPluginServerChunkedRequestReaderFactory",

@@ -37,11 +37,18 @@ def RegisterFindCallback(callback: Callable[[FindAnswers, FindQuery, str, str], 
     """Answer C-FIND requests: ``callback(answers, query, issuerAet, calledAet)``."""
 def RegisterWorklistCallback(callback: Callable[[WorklistAnswers, WorklistQuery, str, str], Any]) -> None:
     """Answer modality worklist requests: ``callback(answers, query, issuerAet, calledAet)``."""
+def RegisterFindCallback2(callback: Callable[[FindAnswers, FindQuery, DicomConnection], Any]) -> None:
+    """Answer C-FIND requests: ``callback(answers, query, connection)``, the connection valid during the call only."""
+def RegisterWorklistCallback2(callback: Callable[[WorklistAnswers, WorklistQuery, DicomConnection], Any]) -> None:
+    """Answer modality worklist requests: ``callback(answers, query, connection)``."""
 def RegisterMoveCallback(callback: Callable[..., Any]) -> None:
     """Serve C-MOVE requests: ``callback(**request)`` sends the files itself."""
 def RegisterMoveCallback2(create: Callable[..., Any], get_move_size: Callable[[Any], int],
                           apply_move: Callable[[Any], Any], free_move: Callable[[Any], Any]) -> None:
     """Serve C-MOVE requests one sub-operation at a time, through a driver that ``create(**request)`` returns."""
+def RegisterMoveCallback3(create: Callable[..., Any], get_move_size: Callable[[Any], int],
+                          apply_move: Callable[[Any], Any], free_move: Callable[[Any], Any]) -> None:
+    """As ``RegisterMoveCallback2``, with ``create(connection, **request)`` given the DICOM connection."""
 def RegisterStorageArea(create: Callable[[str, int, bytes], Any], read: Callable[[str, int], bytes],
                         remove: Callable[[str, int], Any]) -> None:
     """Replace Orthanc's storage area with ``create(uuid, type, data)``, ``read(uuid, type)`` and ``remove(uuid, type)``."""
@@ -53,6 +60,9 @@ def RegisterRefreshMetricsCallback(callback: Callable[[], Any]) -> None:
 def RegisterStorageCommitmentScpCallback(scp: Callable[..., Any], lookup: Callable[[str, str, Any], int]) -> None:
     """Serve storage commitment requests: ``scp(...)`` returns a handler, ``lookup(sopClassUid, sopInstanceUid, handler)``
     a value of ``orthanc.StorageCommitmentFailureReason``."""
+def RegisterStorageCommitmentScpCallback2(scp: Callable[..., Any], lookup: Callable[[str, str, Any], int]) -> None:
+    """As ``RegisterStorageCommitmentScpCallback``, with ``scp(jobId, transactionUid, sopClassUids, sopInstanceUids,
+    connection)`` given the DICOM connection."""
 def RegisterDecodeImageCallback(callback: Callable[[bytes, int], Optional[Image]]) -> None:
     """Decode DICOM frames: ``callback(dicom, frameIndex)`` returns an ``orthanc.Image``, or ``None`` for Orthanc's decoder."""
 def RegisterTranscoderCallback(callback: Callable[[bytes, List[str], bool], Optional[bytes]]) -> None:

@@ -93,6 +93,7 @@ class _Store:
 STORE = _Store()
 _SDK = {}             # kind -> function registering that kind's C entry point with Orthanc
 _AT_START_ONLY = {}   # kind -> why Orthanc accepts its C registration only while the plugin starts
+_EXCLUDES = {}        # kind -> {other kind: (its Register* function, why)}: Orthanc accepts one of them per run
 _RESET_HOOKS = []
 _SHUTDOWN_HOOKS = []
 
@@ -120,6 +121,26 @@ def sdk_entry(kind, register, *entries, at_start_only=None):
     ``at_start_only`` as for :func:`sdk_registration`."""
     sdk_registration(kind, at_start_only)(
         lambda: getattr(lib, register)(ctx(), *[getattr(lib, e) for e in entries]))
+
+
+def exclusive(reason, *kinds):
+    """Declare, as data, that Orthanc accepts the C registration of only one of ``kinds`` (pairs
+    ``(kind, "RegisterX")``, or ``(kind, ("RegisterX", "RegisterY"))`` for a kind two functions
+    register) per run (versions 1 and 2 of the same SDK handler): once one is
+    registered with Orthanc, the first registration of another raises ``RuntimeError`` naming both
+    functions and ``reason``."""
+    for kind, function in kinds:
+        for other, other_function in kinds:
+            if other != kind:
+                _EXCLUDES.setdefault(kind, {})[other] = (other_function, reason)
+
+
+def sdk_has(name):
+    """True if the plugin library has ``name``: an SDK function, or the C entry point
+    ``pythanc_<callback type>`` that the build declares only when the installed header defines that
+    type (a newer SDK's, such as ``OrthancPluginFindCallback2``).  A family module defines the
+    Python side of such an entry point only then."""
+    return lib is not None and hasattr(lib, name)
 
 
 def on_reset(fn):
@@ -167,7 +188,13 @@ def _late_error(kind, function, once):
 def _claim_sdk(kind, function, once=False):
     """Under ``STORE.lock``: True if the caller must make the C registration of ``kind`` (then
     :func:`_register_sdk`, without the lock); False if Orthanc has it or another thread is making
-    it; ``RuntimeError`` if it is needed and Orthanc no longer accepts it."""
+    it; ``RuntimeError`` if it is needed and Orthanc no longer accepts it, or if Orthanc has the C
+    registration of a kind that excludes it (:func:`exclusive`)."""
+    for other, (other_function, reason) in _EXCLUDES.get(kind, {}).items():
+        if other in STORE.registered or other in STORE.registering:
+            names = (other_function,) if isinstance(other_function, str) else other_function
+            raise RuntimeError("orthanc.%s() cannot be used in an Orthanc run where %s was called: %s"
+                               % (function or kind, " or ".join("orthanc.%s()" % n for n in names), reason))
     if kind in STORE.registered or kind in STORE.registering:
         return False
     if STORE.started and kind in _AT_START_ONLY:
