@@ -39,6 +39,15 @@ def _header_version(path):
 HEADERS = _headers()
 
 
+def _sdk_functions(path):
+    with open(path) as f:
+        return set(re.findall(r"\bORTHANC_PLUGIN_INLINE\b[^;{}()]*?\b(OrthancPlugin\w+)\s*\(", f.read()))
+
+
+# the SDK functions of every header under test
+ALL_SDK_FUNCTIONS = set().union(*map(_sdk_functions, HEADERS))
+
+
 @pytest.fixture(scope="module", params=HEADERS, ids=lambda h: ".".join(map(str, _header_version(h))))
 def model(request):
     return sdkmodel.parse(request.param)
@@ -212,10 +221,13 @@ def test_coverage_bar(model):
     cov = generate.coverage(model)
     assert cov["functions"] == len(model["functions"])
     assert cov["totals"].get("unsupported", 0) == 0, [r for r in cov["rows"] if r[1] == "unsupported"]
+    # issue 14: at least 97 % of each header's functions reachable from Python.  The registrations
+    # still to hand-write (TO_HANDWRITE, other branches) count as pending until they land; once a
+    # header has none left, its own figure must reach the bar.
     pending = cov["totals"].get("to hand-write", 0)
-    assert cov["reachable"] + pending >= 0.95 * cov["functions"]
+    assert cov["reachable"] + pending >= 0.97 * cov["functions"], (cov["reachable"], pending, cov["functions"])
     if not pending:
-        assert cov["percent"] >= 95.0
+        assert cov["percent"] >= 97.0
     for name, status, detail in cov["rows"]:
         assert status in ("generated", "hand-written", "internal", "not applicable", "destructor", "to hand-write")
         assert detail, name
@@ -223,7 +235,9 @@ def test_coverage_bar(model):
     # have no hand-written code are exactly those of TO_HANDWRITE that the header has
     names = {f["name"] for f in model["functions"]}
     for table in (not_generated.HANDWRITTEN, not_generated.INTERNAL, not_generated.IMPLICIT_BUFFER_SIZES):
-        assert set(table) <= names
+        # an entry of a newer SDK than this header's must be a function of another header under test
+        newer = set(table) - names
+        assert newer <= ALL_SDK_FUNCTIONS or len(HEADERS) == 1, newer - ALL_SDK_FUNCTIONS
     assert {r[0] for r in cov["rows"] if r[1] == "to hand-write"} == set(not_generated.TO_HANDWRITE) & names
     assert {r[0] for r in cov["rows"] if r[1] == "not applicable"} == set(not_generated.NOT_APPLICABLE) & names
     assert not set(not_generated.TO_HANDWRITE) & set(not_generated.HANDWRITTEN)

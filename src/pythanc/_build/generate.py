@@ -349,6 +349,8 @@ def cdef(model):
         args = ", ".join("%s %s" % (a["type"], a["name"]) for a in f["args"]) or "void"
         out.append("%s %s(%s);" % (f["result"], f["name"], args))
     for name in hw.EXTERN_PYTHON:
+        if name not in callbacks:   # a callback type of a newer SDK than the installed one
+            continue
         c = callbacks[name]
         args = ", ".join(c["args"]) or "void"
         out.append('extern "Python" %s pythanc_%s(%s);' % (c["result"], name, args))
@@ -359,7 +361,7 @@ def extern_forward_decls(model):
     """C forward declarations of the Python entry points, for the hand-written C prelude."""
     callbacks = {c["name"]: c for c in model["callbacks"]}
     return "\n".join("static %s pythanc_%s(%s);" % (callbacks[n]["result"], n, ", ".join(callbacks[n]["args"]) or "void")
-                     for n in hw.EXTERN_PYTHON)
+                     for n in hw.EXTERN_PYTHON if n in callbacks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1005,7 +1007,7 @@ def stubs(model, handwritten_stub_text):
     docs = Docs(m, plans, table)
     out = ['"""Type stubs of the ``orthanc`` module of pythanc (Orthanc SDK %s). Generated; do not edit."""'
            % ".".join(map(str, model["sdk_version"])),
-           "from typing import Any, Callable, Dict, List, Optional, Tuple, Union", "",
+           "from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union", "",
            "_Buffer = Union[bytes, bytearray, memoryview, str]", "",
            "SDK_VERSION: str",
            '"""The version of the Orthanc plugin SDK that pythanc was built for, e.g. ``\'1.10.1\'``."""', "",

@@ -48,6 +48,8 @@ def c_entry(what, error):
     raises is logged with its traceback as an error of ``what`` (in Orthanc's log), and ``error``
     (a number, or ``NULL`` for a pointer) is returned to Orthanc, so that nothing escapes into C."""
     def decorate(fn):
+        if not declared(fn.__name__):
+            return fn   # a callback type of a newer SDK than the installed one: no C entry point
         @functools.wraps(fn)
         def entry(*args):
             try:
@@ -57,6 +59,12 @@ def c_entry(what, error):
                 return error
         return ffi.def_extern(error=error)(entry)   # cffi's error value, should even the logging fail
     return decorate
+
+
+def declared(entry):
+    """True if the build declared the C entry point ``entry`` (``pythanc_<SDK callback type>``): the
+    types of ``not_generated.EXTERN_PYTHON`` that the installed SDK header lacks get none."""
+    return hasattr(lib, entry)
 
 
 def check_callable(fn, description):
