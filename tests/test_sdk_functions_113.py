@@ -3,7 +3,7 @@
 it does in a real Orthanc: ``EmitAuditLog`` (received by ``RegisterAuditLogHandler``),
 ``SetCurrentThreadName`` and ``LogMessage`` (the lines in Orthanc's log, worded as under the
 official plugin on the same Orthanc), ``CreateDicom2``, ``LoadDicomInstance``,
-``ExtendOrthancExplorer2`` (in ``/app/explorer.js``) and ``SetMetricsIntegerValue`` (in
+``ExtendOrthancExplorer2`` (in ``/plugins/explorer.js``) and ``SetMetricsIntegerValue`` (in
 ``/tools/metrics-prometheus``).  Skipped where the installed header lacks the C function."""
 
 import json
@@ -50,7 +50,7 @@ def Load(output, uri, **request):
         instance = orthanc.LoadDicomInstance(iid, mode)
         simplified = json.loads(instance.GetInstanceSimplifiedJson())
         result[name] = {"size": instance.GetInstanceSize(), "patient": simplified.get("PatientID"),
-                        "pixels": "PixelData" in json.loads(instance.GetInstanceJson())}
+                        "pixels": "7fe0,0010" in json.loads(instance.GetInstanceJson())}
     try:
         orthanc.LoadDicomInstance("nonexistent", orthanc.LoadDicomInstanceMode.WHOLE_DICOM)
     except orthanc.OrthancException as e:
@@ -70,20 +70,20 @@ if hasattr(orthanc, "RegisterAuditLogHandler"):
 def Audit(output, uri, **request):
     Answer(output, AUDIT)
 
-def Metrics():
-    orthanc.SetMetricsIntegerValue("pythanc_test_integer_metric", 1234567, orthanc.MetricsType.DEFAULT)
+def Metrics(output, uri, **request):
+    orthanc.SetMetricsIntegerValue("pythanc_test_integer_metric", int(request["get"]["value"]),
+                                   orthanc.MetricsType.DEFAULT)
+    Answer(output, "ok")
 
 if hasattr(orthanc, "ExtendOrthancExplorer2"):          # (the functions of SDK 1.12.9+ are absent before)
     orthanc.ExtendOrthancExplorer2("python", "/* pythanc-explorer-2-marker */")
-if hasattr(orthanc, "SetMetricsIntegerValue"):
-    orthanc.SetMetricsIntegerValue("pythanc_test_integer_metric", -5, orthanc.MetricsType.DEFAULT)
 orthanc.RegisterRestCallback("/t113/thread-name", ThreadName)
 orthanc.RegisterRestCallback("/t113/log-message", LogMessage)
 orthanc.RegisterRestCallback("/t113/create-dicom2", CreateDicom2)
 orthanc.RegisterRestCallback("/t113/load", Load)
 orthanc.RegisterRestCallback("/t113/emit", Emit)
 orthanc.RegisterRestCallback("/t113/audit", Audit)
-orthanc.RegisterRestCallback("/t113/metrics", lambda output, uri, **r: (Metrics(), Answer(output, "ok")))
+orthanc.RegisterRestCallback("/t113/metrics", Metrics)
 '''
 
 
@@ -153,15 +153,16 @@ def test_emit_audit_log(server):
 
 @needs_sdk("OrthancPluginExtendOrthancExplorer2")
 def test_extend_orthanc_explorer2(server):
-    r = server.get("/app/explorer.js")
+    # Orthanc serves the plugins' extensions of Orthanc Explorer at /plugins/explorer.js, each after
+    # the name of its plugin (the official plugin 7.1 gives the same on Orthanc 1.13)
+    r = server.get("/plugins/explorer.js")
     assert r.status_code == 200
-    assert "/* pythanc-explorer-2-marker */" in r.text
+    assert re.search(r"From plugin: python \(version [^)]*\)[\s\S]*/\* pythanc-explorer-2-marker \*/", r.text), r.text
 
 
 @needs_sdk("OrthancPluginSetMetricsIntegerValue")
 def test_set_metrics_integer_value(server):
-    text = server.get("/tools/metrics-prometheus").text
-    assert re.search(r"^pythanc_test_integer_metric -5\b", text, re.M), text[-2000:]
-    assert server.get("/t113/metrics").status_code == 200
-    text = server.get("/tools/metrics-prometheus").text
-    assert re.search(r"^pythanc_test_integer_metric 1234567\b", text, re.M), text[-2000:]
+    for value in (1234567, -5):
+        assert server.get("/t113/metrics", params={"value": str(value)}).status_code == 200
+        text = server.get("/tools/metrics-prometheus").text
+        assert re.search(r"^pythanc_test_integer_metric %d\b" % value, text, re.M), text[-2000:]
