@@ -45,6 +45,12 @@ orthanc.RegisterHttpAuthentication(First)
 orthanc.RegisterHttpAuthentication(Second)
 orthanc.RegisterRestCallback("/calls", lambda output, uri, **r: output.AnswerBuffer(json.dumps(calls),
                                                                                   "application/json"))
+
+def WhoAmI(output, uri, **request):
+    payload = request.get("authenticationPayload")
+    output.AnswerBuffer(json.dumps({"payload": None if payload is None else payload.decode(),
+                                    "keys": sorted(request)}), "application/json")
+orthanc.RegisterRestCallback("/whoami", WhoAmI)
 '''
 
 
@@ -60,6 +66,11 @@ def test_http_authentication(orthanc_server, write_script):
     # Orthanc's registered users no longer count
     assert server.get("/patients", auth=("alice", "secret")).status_code == 401
     assert server.get("/patients", headers={"Authorization": "Bearer bad"}).status_code == 403
+    # the payload of the callback that granted reaches the REST callback of the request
+    r = server.get("/whoami", headers=good)
+    assert r.status_code == 200 and r.json()["payload"] == "user-127.0.0.1"
+    assert server.get("/whoami", params={"token": "good"}).json() == {
+        "payload": "user-127.0.0.1", "keys": ["authenticationPayload", "get", "groups", "headers", "method"]}
     # the first callback that does not grant decides, and the later ones are not called
     before = server.get("/calls").json()
     assert server.get("/patients", headers={"Authorization": "Bearer first-denies"}).status_code == 401

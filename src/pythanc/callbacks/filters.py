@@ -64,7 +64,10 @@ def RegisterHttpAuthentication(callback):
     the callbacks decide alone.  The callback returns an ``orthanc.HttpAuthenticationStatus``:
 
     * ``GRANTED``, or ``(GRANTED, payload)``: the request goes on.  ``payload`` (``str`` or
-      ``bytes``) is the custom payload that Orthanc hands to the REST handler of the request;
+      ``bytes``, e.g. the user that a token names) is the custom payload that Orthanc hands to the
+      REST handler of the request: a route registered with ``orthanc.RegisterRestCallback`` then
+      gets it as the keyword argument ``authenticationPayload`` (``bytes``; absent when there is
+      none);
     * ``UNAUTHORIZED``: the client gets 401; ``FORBIDDEN``: 403;
     * ``(REDIRECT, path)``: the client gets a 307 redirection to ``path`` (relative to the root of
       Orthanc's web server, e.g. a login page).
