@@ -198,3 +198,34 @@ orthanc.LogWarning("audit present: %s, authentication present: %s" % (
     server.wait_for_log(r"audit present: %s, authentication present: %s" % (audit, auth))
     wait_until(server.alive, what="Orthanc alive")
 
+
+
+AUDIT_WORKER = r'''
+import json, os, orthanc
+
+def InWorker(sourcePlugin, userId, resourceType, resourceId, action, logData):
+    orthanc.SetSharedValue("audit", [action, logData.decode(), orthanc.IsWorkerProcess(), os.getpid()])
+    if action == "raise":
+        raise ValueError("deliberate failure in the worker's audit log handler")
+
+orthanc.RegisterAuditLogHandler(InWorker, worker=True)
+
+def Emit(output, uri, **request):
+    orthanc.EmitAuditLog("my-plugin", "carol", orthanc.ResourceType.STUDY, "s", request["get"]["action"], b"data")
+    output.AnswerBuffer(json.dumps({"seen": orthanc.GetSharedValue("audit"), "pid": os.getpid()}),
+                        "application/json")
+
+orthanc.RegisterRestCallback("/emit-worker", Emit)
+'''
+
+
+@needs_sdk("OrthancPluginRegisterAuditLogHandler", "OrthancPluginEmitAuditLog")
+def test_audit_log_handler_in_a_worker(orthanc_server, write_script):
+    server = orthanc_server(script=write_script(AUDIT_WORKER), config={"Python": {"Workers": 1}})
+    got = server.get("/emit-worker", params={"action": "viewed"}).json()
+    action, data, in_worker, pid = got["seen"]
+    assert (action, data, in_worker) == ("viewed", "data", True) and pid != got["pid"]
+    assert server.get("/emit-worker", params={"action": "raise"}).status_code == 200
+    server.wait_for_log(r"Error in the Python audit log handler, traceback:[\s\S]*?"
+                        r"deliberate failure in the worker's audit log handler")
+    assert server.get("/system").status_code == 200

@@ -28,7 +28,7 @@ def RegisterIncomingHttpRequestFilter(callback: Callable[..., bool]) -> None:
 def RegisterHttpAuthentication(callback: Callable[..., Union[int, Tuple[int, Union[str, bytes]]]]) -> None:
     """pythanc (SDK 1.12.9+): call ``callback(uri, ip=, headers=, get=)`` for each HTTP request; it returns an
     ``orthanc.HttpAuthenticationStatus``, ``(GRANTED, payload)`` or ``(REDIRECT, path)``.  Errors refuse the request."""
-def RegisterAuditLogHandler(callback: Callable[[str, str, int, str, str, bytes], Any]) -> None:
+def RegisterAuditLogHandler(callback: Callable[[str, str, int, str, str, bytes], Any], *, worker: bool = ...) -> None:
     """pythanc (SDK 1.12.9+): call ``callback(sourcePlugin, userId, resourceType, resourceId, action, logData)``
     for each audit log that a plugin emits."""
 def RegisterReceivedInstanceCallback(callback: Callable[[bytes, int], Tuple[int, Optional[bytes]]]) -> None:

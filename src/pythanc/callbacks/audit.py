@@ -9,12 +9,13 @@ log goes to each, in registration order; one that raises is logged and the other
 
 from ..core.convert import text, data
 from ..core.log import log_exception
+from ..workers import pool
 from .registry import STORE, ERR_SUCCESS, ERR_PLUGIN, append, c_entry, sdk_entry
 
 __all__ = ["RegisterAuditLogHandler"]
 
 
-def RegisterAuditLogHandler(callback):
+def RegisterAuditLogHandler(callback, *, worker=False):
     """(pythanc; SDK 1.12.9+, Orthanc 1.13) Register ``callback(sourcePlugin: str, userId: str,
     resourceType: int, resourceId: str, action: str, logData: bytes)``, called for every audit log
     that a plugin emits (``orthanc.EmitAuditLog``...).  ``sourcePlugin`` names the plugin that
@@ -24,7 +25,12 @@ def RegisterAuditLogHandler(callback):
 
     The callback runs on the thread that emitted the log, before the emitter goes on: keep it short
     (queue the entry, write it to a file...).  Its result is ignored; an exception is logged with its
-    traceback.  Several handlers may be registered: all are called, in registration order."""
+    traceback.  Several handlers may be registered: all are called, in registration order.
+
+    pythanc: ``worker=True`` runs the handler in a worker process (see ``RegisterRestCallback``);
+    the emitter still waits for it."""
+    if worker and callable(callback):
+        callback = pool.offload("audit", callback)
     append("audit_logs", callback, "Python audit log handler", "RegisterAuditLogHandler")
 
 
