@@ -39,6 +39,15 @@ def _header_version(path):
 HEADERS = _headers()
 
 
+def _sdk_functions(path):
+    with open(path) as f:
+        return set(re.findall(r"\bORTHANC_PLUGIN_INLINE\b[^;{}()]*?\b(OrthancPlugin\w+)\s*\(", f.read()))
+
+
+# the SDK functions of every header under test
+ALL_SDK_FUNCTIONS = set().union(*map(_sdk_functions, HEADERS))
+
+
 @pytest.fixture(scope="module", params=HEADERS, ids=lambda h: ".".join(map(str, _header_version(h))))
 def model(request):
     return sdkmodel.parse(request.param)
@@ -221,10 +230,13 @@ def test_coverage_bar(model):
     cov = generate.coverage(model)
     assert cov["functions"] == len(model["functions"])
     assert cov["totals"].get("unsupported", 0) == 0, [r for r in cov["rows"] if r[1] == "unsupported"]
+    # issue 14: at least 97 % of each header's functions reachable from Python.  The registrations
+    # still to hand-write (TO_HANDWRITE, other branches) count as pending until they land; once a
+    # header has none left, its own figure must reach the bar.
     pending = cov["totals"].get("to hand-write", 0)
-    assert cov["reachable"] + pending >= 0.95 * cov["functions"]
+    assert cov["reachable"] + pending >= 0.97 * cov["functions"], (cov["reachable"], pending, cov["functions"])
     if not pending:
-        assert cov["percent"] >= 95.0
+        assert cov["percent"] >= 97.0
     for name, status, detail in cov["rows"]:
         assert status in ("generated", "hand-written", "internal", "not applicable", "destructor", "to hand-write")
         assert detail, name

@@ -1013,7 +1013,7 @@ def stubs(model, handwritten_stub_text):
     docs = Docs(m, plans, table)
     out = ['"""Type stubs of the ``orthanc`` module of pythanc (Orthanc SDK %s). Generated; do not edit."""'
            % ".".join(map(str, model["sdk_version"])),
-           "from typing import Any, Callable, Dict, List, Optional, Tuple, Union", "",
+           "from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union", "",
            "_Buffer = Union[bytes, bytearray, memoryview, str]", "",
            "SDK_VERSION: str",
            '"""The version of the Orthanc plugin SDK that pythanc was built for, e.g. ``\'1.10.1\'``."""', "",

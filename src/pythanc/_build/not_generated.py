@@ -41,6 +41,9 @@ HANDWRITTEN = {
     "OrthancPluginRegisterTranscoderCallback": ["RegisterTranscoderCallback"],
     "OrthancPluginRegisterChunkedRestCallback": ["RegisterChunkedRestCallback"],
     "OrthancPluginRegisterWebDavCollection": ["RegisterWebDavCollection"],
+    # SDK 1.12.9+: not wrapped by the official plugin (7.1)
+    "OrthancPluginRegisterHttpAuthentication": ["RegisterHttpAuthentication"],
+    "OrthancPluginRegisterAuditLogHandler": ["RegisterAuditLogHandler"],
     "OrthancPluginCreateJob": ["CreateJob"],
     "OrthancPluginRegisterJobsUnserializer": ["RegisterJobsUnserializer"],
     "OrthancPluginSubmitJob": ["Job.SubmitJob"],  # Orthanc takes the job over: detach Python's destructor
@@ -57,6 +60,10 @@ HANDWRITTEN = {
     "OrthancPluginRestApiGet2": ["RestApiGet2"],
     "OrthancPluginSendMultipartItem2": ["RestOutput.SendMultipartItem2"],
     "OrthancPluginHttpClient": ["HttpClient"],
+    # pythanc: the request body from an iterable of chunks, the answer to a callable (six C entry points)
+    "OrthancPluginChunkedHttpClient": ["ChunkedHttpClient"],
+    # pythanc: an image over a copy of the buffer that the Python Image object holds, freed with it
+    "OrthancPluginCreateImageAccessor": ["CreateImageAccessor"],
     "OrthancPluginCallPeerApi": ["Peers.CallPeerApi"],
     "OrthancPluginCallRestApi": ["CallRestApi"],
     "OrthancPluginEncodeDicomWebJson": ["EncodeDicomWebJson"],
@@ -81,12 +88,8 @@ NOT_APPLICABLE = {
                                           "(Python serialises what must be serialised)",
     "OrthancPluginRegisterIncomingHttpRequestFilter": "superseded by version 2 (with GET arguments), which "
                                                       "orthanc.RegisterIncomingHttpRequestFilter uses",
-    "OrthancPluginCreateImageAccessor": "wraps memory that Python could free while Orthanc still reads it; "
-                                        "orthanc.CreateImageFromBuffer copies instead",
     "OrthancPluginCreateMemoryBuffer64": "a memory buffer is bytes in Python; CreateMemoryBuffer is kept for "
                                          "compatibility with the official plugin",
-    "OrthancPluginChunkedHttpClient": "streams through six C callbacks and an opaque state; orthanc.HttpClient "
-                                      "covers the same requests with whole bodies",
     # SDK 1.12.0+
     "OrthancPluginRegisterDatabaseBackendV4": "replaces Orthanc's whole index database: Orthanc sends the back-end "
                                               "requests serialised with the protobuf messages of "
@@ -104,8 +107,6 @@ TO_HANDWRITE = {
     "OrthancPluginCreateJob2": "CreateJob",
     # SDK 1.12.8+ (Debian: 1.13.0)
     "OrthancPluginRegisterStorageArea3": "RegisterStorageArea3",
-    "OrthancPluginRegisterHttpAuthentication": "RegisterHttpAuthentication",
-    "OrthancPluginRegisterAuditLogHandler": "RegisterAuditLogHandler",
 }
 
 # Names of the official module kept as aliases of another method: "Class.alias" -> "Class.method".
@@ -183,4 +184,13 @@ EXTERN_PYTHON = [
     "OrthancPluginJobsUnserializer",
     "OrthancPluginDicomWebBinaryCallback",
     "OrthancPluginDicomWebBinaryCallback2",
+    "OrthancPluginChunkedClientAnswerAddChunk",
+    "OrthancPluginChunkedClientAnswerAddHeader",
+    "OrthancPluginChunkedClientRequestIsDone",
+    "OrthancPluginChunkedClientRequestGetChunkData",
+    "OrthancPluginChunkedClientRequestGetChunkSize",
+    "OrthancPluginChunkedClientRequestNext",
+    # SDK 1.12.9+ (a type that the installed header lacks gets no C entry point)
+    "OrthancPluginHttpAuthentication",
+    "OrthancPluginAuditLogHandler",
 ]

@@ -25,6 +25,12 @@ def IsWorkerProcess() -> bool:
     """pythanc: ``True`` in a worker process, ``False`` in Orthanc's process."""
 def RegisterIncomingHttpRequestFilter(callback: Callable[..., bool]) -> None:
     """Call ``callback(uri, method=, ip=, headers=, get=)`` before each HTTP request: ``False`` answers 403."""
+def RegisterHttpAuthentication(callback: Callable[..., Union[int, Tuple[int, Union[str, bytes]]]]) -> None:
+    """pythanc (SDK 1.12.9+): call ``callback(uri, ip=, headers=, get=)`` for each HTTP request; it returns an
+    ``orthanc.HttpAuthenticationStatus``, ``(GRANTED, payload)`` or ``(REDIRECT, path)``.  Errors refuse the request."""
+def RegisterAuditLogHandler(callback: Callable[[str, str, int, str, str, bytes], Any], *, worker: bool = ...) -> None:
+    """pythanc (SDK 1.12.9+): call ``callback(sourcePlugin, userId, resourceType, resourceId, action, logData)``
+    for each audit log that a plugin emits."""
 def RegisterReceivedInstanceCallback(callback: Callable[[bytes, int], Tuple[int, Optional[bytes]]]) -> None:
     """Call ``callback(dicom, origin)`` for each received instance, before it is stored.
 
@@ -83,6 +89,16 @@ def LookupDictionary(name: str) -> Dict[str, int]:
     """Look a DICOM tag up in Orthanc's dictionary, by name or ``'gggg,eeee'``; raises ``OrthancException`` if unknown."""
 def CreateImageFromBuffer(format: int, width: int, height: int, pitch: int, buffer: _Buffer) -> Image:
     """A new image of the given pixel format and size, from a copy of ``buffer`` (``pitch * height`` bytes)."""
+def CreateImageAccessor(format: int, width: int, height: int, pitch: int, buffer: _Buffer) -> Image:
+    """pythanc: an image over a copy of ``buffer`` (``pitch`` bytes per row) that the image holds and frees."""
+def ChunkedHttpClient(method: int, url: str, headers: Optional[Dict[str, str]] = ...,
+                      body: Optional[Iterable[Union[bytes, str]]] = ..., answer: Optional[Callable[[bytes], Any]] = ...,
+                      username: Optional[str] = ..., password: Optional[str] = ..., timeout: int = ...,
+                      certificateFile: Optional[str] = ..., certificateKeyFile: Optional[str] = ...,
+                      certificateKeyPassword: Optional[str] = ..., pkcs11: bool = ...
+                      ) -> Tuple[int, Dict[str, str], Optional[List[bytes]]]:
+    """pythanc: an HTTP request whose body is sent chunk by chunk from ``body`` and whose answer chunks go to
+    ``answer(chunk)`` (or are returned as a list)."""
 def RestApiGet2(uri: str, headers: Dict[str, str], afterPlugins: int) -> bytes:
     """GET on Orthanc's REST API with HTTP headers; returns the body."""
 def HttpClient(method: int, url: str, headers: Optional[Dict[str, str]] = ..., body: _Buffer = ...,

@@ -32,7 +32,8 @@ int pythanc_rest_add_route(const char* regex, int32_t route, int chunked, Orthan
     OrthancPluginServerChunkedRequestReaderFactory put, uint32_t timeout_ms);
 extern "Python" int64_t pythanc_rest_packed(OrthancPluginRestOutput*, int32_t route, int32_t method,
     uint32_t groups, uint32_t get, uint32_t headers, const char* strings, size_t size,
-    const char* body, uint32_t bodySize, char* answer, uint32_t answerCapacity);
+    const char* body, uint32_t bodySize, const char* payload, uint32_t payloadSize, char* answer,
+    uint32_t answerCapacity);
 """
 
 
@@ -81,7 +82,7 @@ def make_ffi(model, version, python_executable):
               + generate.extern_forward_decls(model) + "\n"
               "static int32_t pythanc_initialize(OrthancPluginContext*);\n"
               "static int64_t pythanc_rest_packed(OrthancPluginRestOutput*, int32_t, int32_t, uint32_t, "
-              "uint32_t, uint32_t, const char*, size_t, const char*, uint32_t, char*, uint32_t);\n"
+              "uint32_t, uint32_t, const char*, size_t, const char*, uint32_t, const char*, uint32_t, char*, uint32_t);\n"
               "static void pythanc_finalize(void);\n"
               + hand_written_c)
     ffi.set_source(MODULE, source,

@@ -237,6 +237,8 @@ typedef struct pythanc_rest_call
   size_t size;
   const char* body;
   uint32_t body_size;
+  const char* payload;                 /* the HTTP authentication callback's payload (SDK 1.12.9+) */
+  uint32_t payload_size;
   char* answer;
   uint32_t capacity;
   int64_t result;
@@ -263,7 +265,8 @@ static __thread int pythanc_runs_rest = 0;   /* this thread is running a REST ca
 static int64_t pythanc_call_python(const pythanc_rest_call* c)
 {
   return pythanc_rest_packed(c->output, c->route, c->method, c->groups, c->get, c->headers, c->strings,
-                             c->size, c->body, c->body_size, c->answer, c->capacity);
+                             c->size, c->body, c->body_size, c->payload, c->payload_size, c->answer,
+                             c->capacity);
 }
 
 /* Run a request on this (HTTP) thread; a REST call that its callback makes runs here too. */
@@ -497,6 +500,13 @@ static OrthancPluginErrorCode pythanc_rest_route(OrthancPluginRestOutput* output
     c.size = size - 1;
     c.body = (const char*) request->body;
     c.body_size = request->bodySize;
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 9)
+    c.payload = (const char*) request->authenticationPayload;
+    c.payload_size = request->authenticationPayload == NULL ? 0 : request->authenticationPayloadSize;
+#else
+    c.payload = NULL;
+    c.payload_size = 0;
+#endif
     c.answer = pythanc_answer;
     c.capacity = pythanc_answer == NULL ? 0 : PYTHANC_ANSWER_CAPACITY;
     r = pythanc_dispatch(&c);

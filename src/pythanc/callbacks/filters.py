@@ -1,11 +1,12 @@
 """Filters and received instances: ``orthanc.RegisterIncomingHttpRequestFilter``,
-``RegisterReceivedInstanceCallback``, ``RegisterIncomingCStoreInstanceFilter`` and
-``RegisterIncomingDicomInstanceFilter``.
+``RegisterHttpAuthentication`` (SDK 1.12.9+), ``RegisterReceivedInstanceCallback``,
+``RegisterIncomingCStoreInstanceFilter`` and ``RegisterIncomingDicomInstanceFilter``.
 
 Several registrations of one kind combine: HTTP and DICOM instance filters are all called in
 registration order and must all accept; C-STORE filters are called in order and the first non-zero
 status rejects; received-instance callbacks are chained in order, each seeing the bytes the previous
-one produced, and ``DISCARD`` stops the chain.
+one produced, and ``DISCARD`` stops the chain.  HTTP authentication callbacks are called in order
+and must all grant: the first one that does not decides the answer (401, 403 or a redirection).
 """
 
 from .._generated import api
@@ -13,10 +14,11 @@ from ..core.convert import Borrowed, text, data, buffer_into, is_bytes, string_d
 from ..core.log import log_error, log_exception
 from .registry import STORE, c_entry, append, sdk_entry
 
-__all__ = ['RegisterIncomingHttpRequestFilter', 'RegisterReceivedInstanceCallback',
+__all__ = ['RegisterIncomingHttpRequestFilter', 'RegisterHttpAuthentication', 'RegisterReceivedInstanceCallback',
            'RegisterIncomingCStoreInstanceFilter', 'RegisterIncomingDicomInstanceFilter']
 
 KEEP_AS_IS, MODIFY, DISCARD = 1, 2, 3                       # OrthancPluginReceivedInstanceAction
+GRANTED, UNAUTHORIZED, FORBIDDEN, REDIRECT = 0, 1, 2, 3     # OrthancPluginHttpAuthenticationStatus
 
 
 def RegisterIncomingHttpRequestFilter(callback):
@@ -52,6 +54,92 @@ def pythanc_OrthancPluginIncomingHttpRequestFilter2(method, uri, ip, headers_cou
         if not allowed:
             return 0
     return 1
+
+
+def RegisterHttpAuthentication(callback):
+    """(pythanc; SDK 1.12.9+, Orthanc 1.13) Register ``callback(uri, ip=str, headers=dict, get=dict)``,
+    called for every HTTP request before it is routed (``uri`` without its GET arguments; header
+    names in lower case; ``get`` holds the GET arguments, empty if none).  Once one is registered,
+    Orthanc's own HTTP authentication (``"AuthenticationEnabled"``, ``"RegisteredUsers"``) is off:
+    the callbacks decide alone.  The callback returns an ``orthanc.HttpAuthenticationStatus``:
+
+    * ``GRANTED``, or ``(GRANTED, payload)``: the request goes on.  ``payload`` (``str`` or
+      ``bytes``, e.g. the user that a token names) is the custom payload that Orthanc hands to the
+      REST handler of the request: a route registered with ``orthanc.RegisterRestCallback`` then
+      gets it as the keyword argument ``authenticationPayload`` (``bytes``; absent when there is
+      none);
+    * ``UNAUTHORIZED``: the client gets 401; ``FORBIDDEN``: 403;
+    * ``(REDIRECT, path)``: the client gets a 307 redirection to ``path`` (relative to the root of
+      Orthanc's web server, e.g. a login page).
+
+    Anything else, or an exception, is logged (with its traceback) and the request is refused:
+    a failing authentication callback never lets a request through.
+
+    Orthanc accepts one authentication callback per process; pythanc accepts several and calls
+    them in registration order: every one must grant, and the first that does not decides the
+    answer (the later ones are not called).  The payload is that of the first callback that gives
+    one."""
+    append("http_authentication", callback, "Python HTTP authentication callback", "RegisterHttpAuthentication")
+
+
+def _authentication_result(r):
+    """``(status, payload or redirection bytes)`` from an authentication callback's result, or
+    ``None`` (logged) if it is not one of the documented forms."""
+    if type(r) is tuple and len(r) == 2:
+        status, extra = r
+    else:
+        status, extra = r, None
+    if not isinstance(status, int) or isinstance(status, bool) or int(status) not in (
+            GRANTED, UNAUTHORIZED, FORBIDDEN, REDIRECT):
+        log_error("The Python HTTP authentication callback has not returned an "
+                  "orthanc.HttpAuthenticationStatus (or a tuple (status, payload or path)); it returned %r; "
+                  "the request is refused" % (r if not isinstance(r, tuple) else tuple(type(x).__name__ for x in r),))
+        return None
+    status = int(status)
+    if status == REDIRECT:
+        if not isinstance(extra, str) or not extra:
+            log_error("The Python HTTP authentication callback returned REDIRECT without a path "
+                      "((orthanc.HttpAuthenticationStatus.REDIRECT, '/path') expected); the request is refused")
+            return None
+        return status, extra.encode("utf-8")
+    if status == GRANTED and extra is not None:
+        if isinstance(extra, str):
+            return status, extra.encode("utf-8")
+        if is_bytes(extra):
+            return status, bytes(extra)
+        log_error("The Python HTTP authentication callback returned a payload that is neither str nor bytes "
+                  "(%s); the request is refused" % type(extra).__name__)
+        return None
+    return status, None
+
+
+@c_entry("Python HTTP authentication callback", -1)
+def pythanc_OrthancPluginHttpAuthentication(status, payload, redirection, uri, ip, headers_count, headers_keys,
+                                            headers_values, get_count, get_keys, get_values):
+    status[0] = FORBIDDEN   # whatever fails from here on refuses the request
+    callbacks = list(STORE.lists["http_authentication"])
+    u = text(uri)
+    kw = {"ip": text(ip), "headers": string_dict(headers_count, headers_keys, headers_values),
+          "get": string_dict(get_count, get_keys, get_values)}
+    granted_payload = None
+    for f in callbacks:
+        result = _authentication_result(f(u, **dict(kw, headers=dict(kw["headers"]), get=dict(kw["get"]))))
+        if result is None:
+            return -1
+        code, extra = result
+        if code == REDIRECT:
+            buffer_into(redirection, extra, "redirection")
+            status[0] = REDIRECT
+            return 0
+        if code != GRANTED:
+            status[0] = code
+            return 0
+        if granted_payload is None and extra is not None:
+            granted_payload = extra
+    if granted_payload is not None:
+        buffer_into(payload, granted_payload, "payload")
+    status[0] = GRANTED
+    return 0
 
 
 def RegisterReceivedInstanceCallback(callback):
@@ -178,3 +266,9 @@ sdk_entry("cstore_filters", "OrthancPluginRegisterIncomingCStoreInstanceFilter",
 
 sdk_entry("dicom_filters", "OrthancPluginRegisterIncomingDicomInstanceFilter",
           "pythanc_OrthancPluginIncomingDicomInstanceFilter")
+
+
+sdk_entry("http_authentication", "OrthancPluginRegisterHttpAuthentication",
+          "pythanc_OrthancPluginHttpAuthentication",
+          at_start_only="Orthanc takes one authentication callback per process, which its HTTP server "
+          "reads at each request")

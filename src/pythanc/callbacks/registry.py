@@ -48,6 +48,8 @@ def c_entry(what, error):
     raises is logged with its traceback as an error of ``what`` (in Orthanc's log), and ``error``
     (a number, or ``NULL`` for a pointer) is returned to Orthanc, so that nothing escapes into C."""
     def decorate(fn):
+        if not sdk_has(fn.__name__):
+            return fn   # a callback type of a newer SDK than the installed one: no C entry point
         @functools.wraps(fn)
         def entry(*args):
             try:

@@ -123,7 +123,9 @@ def _forget_routes():
 def RegisterRestCallback(pathRegularExpression, callback, *, worker=False):
     """Register ``callback(output, uri, **request)`` for the URIs that fully match the regular
     expression.  ``request`` has ``method`` (str), ``groups`` (tuple of str), ``headers`` (dict with
-    lower-case keys), ``get`` (dict, GET only) and ``body`` (bytes, POST and PUT only).
+    lower-case keys), ``get`` (dict, GET only) and ``body`` (bytes, POST and PUT only); and, on
+    Orthanc 1.13 (SDK 1.12.9+), ``authenticationPayload`` (bytes) when an HTTP authentication
+    callback (``orthanc.RegisterHttpAuthentication``) granted the request with a payload.
 
     Several routes may be registered; for a request, the first one (in registration order) whose
     expression matches is called.  An exception answers HTTP 500 and is logged with its traceback.
@@ -177,11 +179,13 @@ def _route_table():
 
 @ffi.def_extern(error=-ERR_PLUGIN)
 def pythanc_rest_packed(output, route, method, n_groups, n_get, n_headers, strings, size, body, body_size,
-                        answer, answer_capacity):
+                        payload, payload_size, answer, answer_capacity):
     """A REST request.  ``route`` is the number of the route whose expression Orthanc matched (-1:
     unknown, see ``pythanc_rest_entry_for`` in rest_dispatch.c).  ``strings`` holds, NUL-separated:
     the URI, the groups, the GET arguments (key, value) and the headers (key, value), as packed by
-    ``pythanc_rest_route`` (rest_dispatch.c).
+    ``pythanc_rest_route`` (rest_dispatch.c).  ``payload``: what an HTTP authentication callback
+    gave for this request (SDK 1.12.9+; ``payload_size`` 0 if none), passed to the callback as the
+    keyword argument ``authenticationPayload`` (bytes) only when there is one.
 
     Returns minus an SDK error code, or 0, or 1 + the size of an answer left in ``answer`` for C
     to send once the GIL is released (see :func:`RestOutput_AnswerBuffer`).  This is the
@@ -207,18 +211,19 @@ def pythanc_rest_packed(output, route, method, n_groups, n_get, n_headers, strin
         out._ptr = output
         out._owned = None
         out._extra = answer_capacity or None
+        extra = {"authenticationPayload": _unpack(payload, payload_size)} if payload_size else _NO_EXTRA
         try:
             if method == 1:
                 callback(out, uri, method="GET", groups=tuple(parts[1:i]),
                          headers=dict(zip(parts[j:k:2], parts[j + 1:k:2])),
-                         get=dict(zip(parts[i:j:2], parts[i + 1:j:2])) if n_get else {})
+                         get=dict(zip(parts[i:j:2], parts[i + 1:j:2])) if n_get else {}, **extra)
             elif method == 2 or method == 3:
                 callback(out, uri, method=METHODS[method], groups=tuple(parts[1:i]),
                          headers=dict(zip(parts[j:k:2], parts[j + 1:k:2])),
-                         body=_unpack(body, body_size) if body_size else b"")
+                         body=_unpack(body, body_size) if body_size else b"", **extra)
             else:
                 callback(out, uri, method=METHODS.get(method) or str(method), groups=tuple(parts[1:i]),
-                         headers=dict(zip(parts[j:k:2], parts[j + 1:k:2])))
+                         headers=dict(zip(parts[j:k:2], parts[j + 1:k:2])), **extra)
         except BaseException:
             if type(out._extra) is tuple:
                 convert.send_pending_answer(out)  # sent before the error, as the official plugin does
@@ -238,6 +243,7 @@ def pythanc_rest_packed(output, route, method, n_groups, n_get, n_headers, strin
 
 
 _unpack = ffi.unpack
+_NO_EXTRA = {}
 _new_object = object.__new__
 
 

@@ -340,6 +340,10 @@ def release_ownership(obj, cls, name):
     if not isinstance(obj, cls):
         raise TypeError("%s must be orthanc.%s, not %s" % (name, cls.__name__, _type_name(obj)))
     p = obj._p()
+    if obj._extra is not None:
+        raise ValueError("%s is an orthanc.%s over memory that Python owns (orthanc.CreateImageAccessor): "
+                         "Orthanc cannot take it over; make it with orthanc.CreateImageFromBuffer instead"
+                         % (name, cls.__name__))
     if not obj._owned:
         raise ValueError("%s must be an orthanc.%s owned by Python (created by an SDK function), "
                          "not one borrowed from a callback" % (name, cls.__name__))

@@ -11,7 +11,7 @@ import types
 
 from .._generated import api
 from ..callbacks import (rest, changes, stored, filters, dicom_scp, storage_area, storage_commitment, imaging,
-                         chunked_rest, webdav, jobs, metrics)
+                         chunked_rest, webdav, jobs, metrics, audit)
 from ..core import convert
 from ..core.log import log_info
 from ..sdk import handwritten
@@ -19,7 +19,7 @@ from ..workers import pool
 
 # The modules whose ``__all__`` implement the hand-written names of the generated module.
 IMPLEMENTATIONS = (handwritten, rest, changes, stored, filters, dicom_scp, storage_area, storage_commitment,
-                   imaging, chunked_rest, webdav, jobs, metrics)
+                   imaging, chunked_rest, webdav, jobs, metrics, audit)
 
 _module = []   # the orthanc module, once built
 

@@ -7,19 +7,23 @@ is named ``Class_Method``; ``pythanc.lifecycle.module`` binds every name of ``__
 one callback family (``RestOutput.AnswerBuffer``, ``Job.SubmitJob``) are in ``pythanc/callbacks/``.
 """
 
+import itertools
 import json
+import sys
+import threading
 
 from .._generated import api
 from ..core import convert as _convert
 from ..core.convert import (_optional_str, ffi, _lib, _ctx, _check, _str, _buf, _int, _new_buffer, _take_buffer,
-                            _take_string, str_array, OrthancException)
+                            _take_string, _own, _as_buffer, str_array, text, data, handle_pointer, pointer_handle,
+                            OrthancException)
 
 __all__ = ["DicomInstance_GetInstanceData", "DicomInstance_GetInstanceDicomWebJson",
            "DicomInstance_GetInstanceDicomWebXml", "EncodeDicomWebJson", "EncodeDicomWebXml",
-           "EncodeDicomWebJson2", "EncodeDicomWebXml2", "Image_GetImageBuffer", "CreateImageFromBuffer",
+           "EncodeDicomWebJson2", "EncodeDicomWebXml2", "Image_GetImageBuffer", "CreateImageFromBuffer", "CreateImageAccessor",
            "FindQuery_GetFindQueryTagGroup", "FindQuery_GetFindQueryTagElement", "LookupDictionary",
            "RestOutput_SendHttpStatus", "RestOutput_SendMultipartItem2", "RestApiGet2", "HttpClient",
-           "CallRestApi", "Peers_CallPeerApi", "GetCommandLineArgument"]
+           "CallRestApi", "Peers_CallPeerApi", "GetCommandLineArgument", "ChunkedHttpClient"]
 
 
 # ---- DicomInstance ------------------------------------------------------------------------------
@@ -101,6 +105,30 @@ def CreateImageFromBuffer(format, width, height, pitch, buffer):
     src = ffi.cast("char *", src) if not isinstance(src, bytes) else ffi.from_buffer(src)
     for y in range(height):
         ffi.memmove(dst + y * target_pitch, src + y * pitch, row)
+    return image
+
+
+def CreateImageAccessor(format, width, height, pitch, buffer):
+    """(pythanc) Create an image of the given pixel format and size whose pixels are ``buffer``
+    (at least ``pitch * height`` bytes, ``pitch`` bytes per row), as Orthanc's image accessors are.
+
+    The image reads a copy of ``buffer`` made once, held by the returned ``orthanc.Image`` and freed
+    with it: it cannot outlive its pixels, and changing ``buffer`` afterwards does not change the
+    image.  Unlike :func:`CreateImageFromBuffer`, the rows keep the given ``pitch`` (no copy row by
+    row into a new image).  Orthanc cannot take such an image over: an image decoder
+    (``RegisterDecodeImageCallback``) must return one made by ``CreateImageFromBuffer``."""
+    format = _int(format, "format", -2**31, 2**31 - 1)
+    width = _int(width, "width", 0, 2**32 - 1)
+    height = _int(height, "height", 0, 2**32 - 1)
+    pitch = _int(pitch, "pitch", 0, 2**32 - 1)
+    b = _as_buffer(buffer, "buffer")
+    if len(b) < pitch * height:
+        raise ValueError("argument 'buffer' holds %d bytes, but pitch * height = %d" % (len(b), pitch * height))
+    pixels = ffi.new("char[]", max(1, pitch * height))
+    ffi.memmove(pixels, b, pitch * height)
+    image = _own(api.Image, _lib.OrthancPluginCreateImageAccessor(_ctx(), format, width, height, pitch, pixels),
+                 _lib.OrthancPluginFreeImage)
+    image._extra = pixels   # freed with the image, never before it
     return image
 
 
@@ -236,3 +264,168 @@ def GetCommandLineArgument(argument):
     if argument >= count:
         raise ValueError("argument 'argument' is out of range: %d not in [0, %d]" % (argument, count - 1))
     return _take_string(_lib.OrthancPluginGetCommandLineArgument(_ctx(), argument))
+
+
+# ---- chunked HTTP client --------------------------------------------------------------------------
+# The request body and the answer are given to Orthanc as opaque pointers (integer handles) to a
+# _Transfer; Orthanc's HTTP client calls the six C entry points below on the calling thread, while
+# ChunkedHttpClient waits in C.  An exception of the body iterator or of the answer callable stops
+# the transfer (the entry point returns an error) and ChunkedHttpClient raises it again.
+
+_transfers = {}
+_transfers_lock = threading.Lock()
+_transfer_handles = itertools.count(1)
+
+
+class _Transfer:
+    __slots__ = ("body", "current", "answer", "chunks", "headers", "error")
+
+    def __init__(self, body, answer):
+        self.body = body          # iterator over the request's chunks, or None
+        self.current = None       # the current request chunk, a cffi buffer kept alive here
+        self.answer = answer      # callable(chunk), or None to collect the chunks
+        self.chunks = []
+        self.headers = {}
+        self.error = None
+
+    def advance(self):
+        """The next non-empty chunk of the request body, or None at its end."""
+        if self.body is not None:
+            for chunk in self.body:
+                b = _as_buffer(chunk, "body chunk") if not isinstance(chunk, str) else chunk.encode("utf-8")
+                if len(b) > 2**32 - 1:
+                    raise ValueError("a chunk of the body is too large (%d bytes, at most 2**32 - 1)" % len(b))
+                if len(b):
+                    self.current = ffi.from_buffer(b)
+                    return
+        self.body = None
+        self.current = None
+
+
+def _transfer(p):
+    with _transfers_lock:
+        return _transfers.get(pointer_handle(p))
+
+
+def _failed(t, error_code=-1):
+    t.error = sys.exc_info()[1]
+    return error_code
+
+
+@ffi.def_extern(error=-1)
+def pythanc_OrthancPluginChunkedClientAnswerAddChunk(answer, chunk, size):
+    t = _transfer(answer)
+    if t is None:
+        return -1
+    try:
+        b = data(chunk, size)
+        if t.answer is None:
+            t.chunks.append(b)
+        else:
+            t.answer(b)
+        return 0
+    except BaseException:
+        return _failed(t)
+
+
+@ffi.def_extern(error=-1)
+def pythanc_OrthancPluginChunkedClientAnswerAddHeader(answer, key, value):
+    t = _transfer(answer)
+    if t is None:
+        return -1
+    try:
+        t.headers[text(key)] = text(value)
+        return 0
+    except BaseException:
+        return _failed(t)
+
+
+@ffi.def_extern(error=1)
+def pythanc_OrthancPluginChunkedClientRequestIsDone(request):
+    t = _transfer(request)
+    return 1 if t is None or t.current is None else 0
+
+
+@ffi.def_extern(error=ffi.NULL)
+def pythanc_OrthancPluginChunkedClientRequestGetChunkData(request):
+    t = _transfer(request)
+    return ffi.NULL if t is None or t.current is None else t.current
+
+
+@ffi.def_extern(error=0)
+def pythanc_OrthancPluginChunkedClientRequestGetChunkSize(request):
+    t = _transfer(request)
+    return 0 if t is None or t.current is None else len(t.current)
+
+
+@ffi.def_extern(error=-1)
+def pythanc_OrthancPluginChunkedClientRequestNext(request):
+    t = _transfer(request)
+    if t is None:
+        return -1
+    try:
+        t.advance()
+        return 0
+    except BaseException:
+        t.body = None
+        t.current = None
+        return _failed(t)
+
+
+def ChunkedHttpClient(method, url, headers=None, body=None, answer=None, username=None, password=None, timeout=0,
+                      certificateFile=None, certificateKeyFile=None, certificateKeyPassword=None, pkcs11=False):
+    """(pythanc) Make an HTTP request with Orthanc's HTTP client, in chunked transfers: neither the
+    request body nor the answer need to be in memory at once.
+
+    ``method`` is an ``orthanc.HttpMethod``; ``headers`` a dict of str.  ``body`` (POST and PUT) is
+    an iterable of ``bytes`` (or ``str``, sent as UTF-8) chunks, read one at a time while the
+    request is sent (a generator reading a file, for instance); empty chunks are skipped.
+    ``answer``, if given, is called as ``answer(chunk: bytes)`` for each chunk of the answer body as
+    it arrives; otherwise the chunks are collected.
+
+    Returns ``(status: int, headers: dict, chunks)``: ``chunks`` is the list of the answer's chunks
+    (``b"".join(chunks)`` is the body), or ``None`` if ``answer`` was given.  An exception raised by
+    the body iterator or by ``answer`` stops the transfer and is raised again here; a failure of
+    the transfer itself raises ``OrthancException``, and so does an HTTP error status (Orthanc's
+    HTTP client raises ``UNKNOWN_RESOURCE`` for 404, for instance).  The options of Orthanc's configuration
+    (``HttpProxy``, ``HttpTimeout``, ``HttpsVerifyPeers``...) apply, as for ``HttpClient``."""
+    method = _int(method, "method", 1, 4)
+    url = _str(url, "url")
+    if answer is not None and not callable(answer):
+        raise TypeError("argument 'answer' must be callable (called with each chunk of the answer), not %s"
+                        % type(answer).__name__)
+    if body is not None:
+        if isinstance(body, (bytes, bytearray, memoryview, str)):
+            body = [body]
+        try:
+            body = iter(body)
+        except TypeError:
+            raise TypeError("argument 'body' must be an iterable of bytes chunks, not %s"
+                            % type(body).__name__) from None
+    count, keys, values, alive = _headers(headers, "headers")
+    t = _Transfer(body, answer)
+    t.advance()   # the first chunk: an error of the iterator is raised here, before any request
+    handle = next(_transfer_handles)
+    with _transfers_lock:
+        _transfers[handle] = t
+    status = ffi.new("uint16_t *")
+    p = handle_pointer(handle)
+    try:
+        code = _lib.OrthancPluginChunkedHttpClient(
+            _ctx(), p, _lib.pythanc_OrthancPluginChunkedClientAnswerAddChunk,
+            _lib.pythanc_OrthancPluginChunkedClientAnswerAddHeader, status, method, url, count, keys, values, p,
+            _lib.pythanc_OrthancPluginChunkedClientRequestIsDone,
+            _lib.pythanc_OrthancPluginChunkedClientRequestGetChunkData,
+            _lib.pythanc_OrthancPluginChunkedClientRequestGetChunkSize,
+            _lib.pythanc_OrthancPluginChunkedClientRequestNext,
+            _optional_str(username, "username"), _optional_str(password, "password"),
+            _int(timeout, "timeout", 0, 2**32 - 1), _optional_str(certificateFile, "certificateFile"),
+            _optional_str(certificateKeyFile, "certificateKeyFile"),
+            _optional_str(certificateKeyPassword, "certificateKeyPassword"), 1 if pkcs11 else 0)
+    finally:
+        with _transfers_lock:
+            _transfers.pop(handle, None)
+    if t.error is not None:
+        raise t.error
+    _check(code)
+    return status[0], t.headers, (None if answer is not None else t.chunks)

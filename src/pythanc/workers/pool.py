@@ -107,7 +107,7 @@ def _pool():
 # ---------------------------------------------------------------------------------------------
 # The callbacks that were registered with worker=True
 
-KINDS = ("rest", "stored", "change")
+KINDS = ("rest", "stored", "change", "audit")
 
 
 class Offloaded:

@@ -329,7 +329,7 @@ class _Worker:
         for name, value in info["constants"].items():
             mod.__dict__[name] = value
         kinds = {"RegisterRestCallback": "rest", "RegisterOnStoredInstanceCallback": "stored",
-                 "RegisterOnChangeCallback": "change"}
+                 "RegisterOnChangeCallback": "change", "RegisterAuditLogHandler": "audit"}
         for name, doc in info["functions"].items():
             if name.startswith("Register"):
                 mod.__dict__[name] = self.recorder(name, kinds.get(name))
