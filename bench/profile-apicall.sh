@@ -11,7 +11,8 @@
 #   (libOrthancPython / _pythanc.so / libpython / Orthanc) where --native works:
 #   bench/results/profile-apicall-RELEASE-CONFIG-STAMP.svg (open it in a browser).
 # perf: `perf record -g` of Orthanc's process (software clock, so it works where the VM has no
-#   hardware counters) and `perf report --stdio`: ...perf.data and ...perf.txt.  perf may be
+#   hardware counters) and `perf report --stdio`: ...perf.data, ...perf.txt (call graphs) and
+#   ...perf-flat.txt (CPU share by library, then by function).  perf may be
 #   missing or refused on a VM (`perf stat -e instructions true` printing "<not supported>" only
 #   means no hardware counters; cpu-clock still samples).
 # CONFIG: pythanc (default), official or official-allowthreads (the official plugin of this release).
