@@ -81,6 +81,12 @@ SCENARIOS = [
     ("latency-trivial-p99", "us", "lower", "the same: 99th percentile"),
     ("latency-apicall-p50", "us", "lower", "rest-apicall, one client: median latency"),
     ("latency-apicall-p99", "us", "lower", "the same: 99th percentile"),
+    ("latency-native-p50", "us", "lower", "Orthanc's own GET /system, one client: median latency (no Python)"),
+    ("latency-native-p99", "us", "lower", "the same: 99th percentile"),
+    ("apicall-excess-p50", "us", "lower", "derived: latency-apicall-p50 - latency-trivial-p50 - latency-native-p50, "
+                                          "what the nested RestApiGet costs beyond its two parts"),
+    ("apicall/additive", "fraction", "higher", "derived: rest-apicall / (1 / (1/rest-trivial + 1/native-limit)), "
+                                               "1.0 if an apicall request costs a trivial one plus a /system one"),
     ("body-upload", "MB/s", "higher", "POST of N MB to a Python route answering its length, one client"),
     ("body-upload-rss", "x body", "lower", "Orthanc's peak RSS growth during one upload / body size (worst request)"),
     ("body-download", "MB/s", "higher", "GET of a Python route answering N MB, one client"),
@@ -92,6 +98,8 @@ PYTHANC_ONLY = ("worker-trivial-overhead", "worker-apiget")
 # Below this official figure a ratio is noise, not a comparison (an RSS growth under 5 % of the body:
 # Orthanc sends a plugin's answer without copying it, so the download's growth is about 0).
 RATIO_FLOOR = {"body-upload-rss": 0.05, "body-download-rss": 0.05}
+# Differences (possibly negative): compared by their values, not by a ratio.
+NO_RATIO = ("apicall-excess-p50",)
 
 
 def log(msg):
@@ -648,14 +656,33 @@ def run_main(cfg, mode, files, cpu_n, workroot):
         sc["rest-apicall"] = guarded(rec, "rest-apicall", scenario_wrk, server, "/bench/apicall", mode)
         sc["cpu-concurrency"] = guarded(rec, "cpu-concurrency", scenario_cpu, server, mode, cpu_n)
         sc["cpu-workers"] = guarded(rec, "cpu-workers", scenario_cpu, server, mode, cpu_n, "/bench/cpu-worker")
-        for route, key in (("/bench/trivial", "latency-trivial"), ("/bench/apicall", "latency-apicall")):
+        for route, key in (("/bench/trivial", "latency-trivial"), ("/bench/apicall", "latency-apicall"),
+                           ("/system", "latency-native")):
             res = guarded(rec, key, scenario_latency, server, route, mode)
             sc[key + "-p50"], sc[key + "-p99"] = res if isinstance(res, tuple) else (res, res)
+        sc.update(derived(sc))
         rec["rss_end_kb"] = vm_rss_kb(server.process.pid)
         rec["alive_at_end"] = server.alive()
     finally:
         stop_server(server, rec)
     return rec
+
+
+def derived(sc):
+    """The derived figures of one main run: how the nested call compares with its two parts."""
+    def v(key):
+        return sc.get(key, {}).get("value")
+    out = {}
+    parts = [v(k) for k in ("latency-apicall-p50", "latency-trivial-p50", "latency-native-p50")]
+    out["apicall-excess-p50"] = {"derived": True, "value": parts[0] - parts[1] - parts[2]} \
+        if None not in parts else {"derived": True, "value": None, "error": "a latency figure is missing"}
+    parts = [v(k) for k in ("rest-apicall", "rest-trivial", "native-limit")]
+    if None in parts or not all(parts):
+        out["apicall/additive"] = {"derived": True, "value": None, "error": "a throughput figure is missing"}
+    else:
+        additive = 1.0 / (1.0 / parts[1] + 1.0 / parts[2])
+        out["apicall/additive"] = {"derived": True, "additive_rps": additive, "value": parts[0] / additive}
+    return out
 
 
 def run_memory(cfg, mode, workroot):
@@ -707,6 +734,8 @@ def fmt(v, unit):
         return "%.0f" % v
     if unit in ("inst/s", "ms", "MB", "us", "MB/s"):
         return "%.1f" % v
+    if unit == "fraction":
+        return "%.3f" % v
     return "%.2f" % v
 
 
@@ -741,7 +770,8 @@ def summarise(runs, configs):
                 best = (max if better == "higher" else min)(cands)[1]
         entry["best_official"] = best
         a, b = (entry[best] if best else None), entry.get("pythanc")
-        entry["ratio"] = (b / a) if (a and b is not None and abs(a) >= RATIO_FLOOR.get(name, 0)) else None
+        entry["ratio"] = (b / a) if (a and b is not None and abs(a) >= RATIO_FLOOR.get(name, 0)
+                                     and name not in NO_RATIO) else None
         summary[name] = entry
     # rest-trivial as a fraction of native-limit (each configuration's own Orthanc, per round, then median)
     frac = {}
