@@ -934,7 +934,9 @@ def profile_apicall(args, cfg, mode, out_dir):
             if args.profile_apicall == "py-spy":
                 pyspy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
                 svg = base + ".svg"
-                cmd = [pyspy, "record", "--pid", str(pid), "--duration", str(args.duration), "--rate", "200",
+                # 100 samples a second with --native: unwinding native stacks costs each sample more
+                rate = "100" if args.native else "200"
+                cmd = [pyspy, "record", "--pid", str(pid), "--duration", str(args.duration), "--rate", rate,
                        "--format", "flamegraph", "--output", svg]
                 # --native: py-spy pauses the process for each sample (it cannot unwind native
                 # stacks otherwise); without it, --nonblocking reads the Python stacks as it runs.
@@ -944,10 +946,16 @@ def profile_apicall(args, cfg, mode, out_dir):
                 outputs.append(svg)
             else:
                 data = base + ".perf.data"
-                cmd = ["perf", "record", "-e", "cpu-clock", "-F", "499", "-g", "-p", str(pid), "-o", data,
-                       "--", "sleep", str(args.duration)]
-                log("running: " + " ".join(cmd))
-                subprocess.run(cmd, check=True, timeout=args.duration + 120)
+                # cpu-clock, a software event, works without hardware counters (a VM); where perf
+                # cannot name it (a chroot without /sys), its default event, which falls back to it.
+                for event in (["-e", "cpu-clock"], []):
+                    cmd = ["perf", "record"] + event + ["-F", "499", "-g", "-p", str(pid), "-o", data,
+                                                        "--", "sleep", str(args.duration)]
+                    log("running: " + " ".join(cmd))
+                    if subprocess.run(cmd, timeout=args.duration + 120).returncode == 0:
+                        break
+                else:
+                    raise RuntimeError("perf record failed (see above)")
                 report = base + ".perf.txt"
                 with open(report, "w") as f:
                     subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--percent-limit", "0.5"],
