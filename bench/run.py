@@ -3,15 +3,19 @@
 
     .venv/bin/python bench/run.py [--quick] [--out bench/results/results.json]
 
-The same script (bench/scripts/bench_script.py) runs on the same Orthanc binary with each plugin,
-alternating official / pythanc over several rounds; every run is a fresh Orthanc with an empty
-storage folder, started through ``pythanc.testing.OrthancServer`` on free ports of 127.0.0.1.
-Prints, per scenario, the median over the rounds for each plugin and the ratio pythanc/official,
-and writes every raw figure to a JSON file.  Exit code 0 if every check passed, 1 otherwise.
+The same script (bench/scripts/bench_script.py) runs on the same Orthanc binary with each plugin
+configuration, alternating official / official with "AllowThreads" (where the official plugin has
+it: 4.3+) / pythanc over several rounds; every run is a fresh Orthanc with an empty storage folder,
+started through ``pythanc.testing.OrthancServer`` on free ports of 127.0.0.1.  Prints, per
+scenario, the median over the rounds for each configuration and the ratio pythanc / the official
+plugin's best configuration in this run, and writes every raw figure to a JSON file.  Exit code 0
+if every check passed, 1 otherwise.  ``--profile-apicall TOOL`` instead profiles one Orthanc under
+the rest-apicall load (see bench/profile-apicall.sh).
 """
 
 import argparse
 import datetime
+import glob
 import http.client
 import io
 import json
@@ -31,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SCRIPT = os.path.join(HERE, "scripts", "bench_script.py")
 STOP_AFTER_LUA = os.path.join(HERE, "wrk", "stop_after.lua")
-OFFICIAL_DEFAULT = "/usr/lib/orthanc/libOrthancPython.so.4.0"
+OFFICIAL_GLOB = "/usr/lib/orthanc/libOrthancPython.so.*"
 SHARED = os.environ.get("PYTHANC_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
 DICOM_DEFAULT = os.path.join(SHARED, "testdata", "ct-a1-1.dcm")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
@@ -48,11 +52,19 @@ ORTHANC_CONFIG = {
 
 MODES = {
     # rounds: A B pairs; duration/warmup: seconds of wrk; mem_*: requests of the memory scenario.
+    # body_mb/body_requests: the large-body scenarios; file_mb: the DICOM file behind worker-apiget.
     "quick": dict(rounds=2, duration=2, warmup=1, ingest=300, ingest_threads=4, mem_warm=1000,
-                  mem_total=20000, cpu_seconds=0.3, cpu_t1_runs=2, cpu_t3_runs=1, drain_timeout=30),
+                  mem_total=20000, cpu_seconds=0.3, cpu_t1_runs=2, cpu_t3_runs=1, drain_timeout=30,
+                  body_mb=64, body_requests=3, file_mb=1),
     "full": dict(rounds=5, duration=10, warmup=2, ingest=300, ingest_threads=4, mem_warm=1000,
-                 mem_total=100000, cpu_seconds=0.3, cpu_t1_runs=3, cpu_t3_runs=3, drain_timeout=60),
+                 mem_total=100000, cpu_seconds=0.3, cpu_t1_runs=3, cpu_t3_runs=3, drain_timeout=60,
+                 body_mb=64, body_requests=5, file_mb=1),
 }
+
+# Fields of Orthanc's /system that differ between two Orthanc processes for reasons unrelated to
+# the plugins (the free ports of each run; DatabaseServerIdentifier, 1.12+, is per process):
+# compared modulo these.
+SYSTEM_PER_PROCESS = ("DatabaseServerIdentifier", "HttpPort", "DicomPort")
 
 # scenario -> (unit, which is better, description)
 SCENARIOS = [
@@ -65,7 +77,29 @@ SCENARIOS = [
     ("ingest-onstored", "inst/s", "higher", "POST /instances from 4 threads, stored callback reads JSON + metadata"),
     ("onchange-drain", "ms", "lower", "after the ingest, time until the change callback has counted every NEW_INSTANCE"),
     ("memory", "MB", "lower", "VmRSS growth between 1,000 and N rest-kwargs requests"),
+    ("latency-trivial-p50", "us", "lower", "rest-trivial, one client (wrk -t1 -c1, keep-alive): median latency"),
+    ("latency-trivial-p99", "us", "lower", "the same: 99th percentile"),
+    ("latency-apicall-p50", "us", "lower", "rest-apicall, one client: median latency"),
+    ("latency-apicall-p99", "us", "lower", "the same: 99th percentile"),
+    ("latency-native-p50", "us", "lower", "Orthanc's own GET /system, one client: median latency (no Python)"),
+    ("latency-native-p99", "us", "lower", "the same: 99th percentile"),
+    ("apicall-excess-p50", "us", "lower", "derived: latency-apicall-p50 - latency-trivial-p50 - latency-native-p50, "
+                                          "what the nested RestApiGet costs beyond its two parts"),
+    ("apicall/additive", "fraction", "higher", "derived: rest-apicall / (1 / (1/rest-trivial + 1/native-limit)), "
+                                               "1.0 if an apicall request costs a trivial one plus a /system one"),
+    ("body-upload", "MB/s", "higher", "POST of N MB to a Python route answering its length, one client"),
+    ("body-upload-rss", "x body", "lower", "Orthanc's peak RSS growth during one upload / body size (worst request)"),
+    ("body-download", "MB/s", "higher", "GET of a Python route answering N MB, one client"),
+    ("body-download-rss", "x body", "lower", "Orthanc's peak RSS growth during one download / body size (worst request)"),
+    ("worker-trivial-overhead", "us", "lower", "pythanc only: p50 of the trivial route with worker=True minus in-process, one client"),
+    ("worker-apiget", "ratio", "higher", "pythanc only: RestApiGet of a ~1 MB instance file, worker / in-process throughput, one client"),
 ]
+PYTHANC_ONLY = ("worker-trivial-overhead", "worker-apiget")
+# Below this official figure a ratio is noise, not a comparison (an RSS growth under 5 % of the body:
+# Orthanc sends a plugin's answer without copying it, so the download's growth is about 0).
+RATIO_FLOOR = {"body-upload-rss": 0.05, "body-download-rss": 0.05}
+# Differences (possibly negative): compared by their values, not by a ratio.
+NO_RATIO = ("apicall-excess-p50",)
 
 
 def log(msg):
@@ -223,10 +257,10 @@ def calibrate_cpu(seconds):
 
 # ---- scenarios ------------------------------------------------------------------------------------
 
-def scenario_wrk(server, path, mode, headers=()):
+def scenario_wrk(server, path, mode, headers=(), threads=2, conns=8):
     url = server.url + path
-    run_wrk(url, mode["warmup"], headers=headers)
-    r = run_wrk(url, mode["duration"], headers=headers)
+    run_wrk(url, mode["warmup"], headers=headers, threads=threads, conns=conns)
+    r = run_wrk(url, mode["duration"], headers=headers, threads=threads, conns=conns)
     r["value"] = r["rps"]
     errors = []
     if r["non_2xx"]:
@@ -237,6 +271,166 @@ def scenario_wrk(server, path, mode, headers=()):
     if errors:
         r["error"] = "; ".join(errors)
     return r
+
+
+def scenario_latency(server, path, mode):
+    """One client: wrk -t1 -c1 (one keep-alive connection, each request sent when the previous one
+    is answered; wrk's C client and its HdrHistogram cost far less than the routes measured).
+    Returns (p50, p99) records in microseconds."""
+    r = scenario_wrk(server, path, mode, threads=1, conns=1)
+    lat = r.get("latency_ms", {})
+    out = []
+    for p in ("p50", "p99"):
+        rec = {"rps": r.get("rps"), "requests": r.get("requests"), "latency_ms": lat}
+        if r.get("error"):
+            rec["error"] = r["error"]
+        rec["value"] = lat[p] * 1000.0 if p in lat and not r.get("error") else None
+        if rec["value"] is None and not rec.get("error"):
+            rec["error"] = "no %s in wrk's output" % p
+        out.append(rec)
+    return tuple(out)
+
+
+def vm_status_kb(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError("no %s for PID %d" % (field, pid))
+
+
+class PeakRss:
+    """Orthanc's peak RSS during a block, in kB above its RSS at the start.  Resets the kernel's
+    high-water mark (``5`` into /proc/PID/clear_refs, Linux 4.0+) and reads VmHWM at the end;
+    where the reset is refused, samples VmRSS every millisecond instead."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def __enter__(self):
+        self.start_kb = vm_status_kb(self.pid, "VmRSS")
+        try:
+            with open("/proc/%d/clear_refs" % self.pid, "w") as f:
+                f.write("5")
+            self.method = "VmHWM after clear_refs"
+            self.thread = None
+        except OSError:
+            self.method = "VmRSS sampled every 1 ms"
+            self.peak = self.start_kb
+            self.stop = threading.Event()
+            self.thread = threading.Thread(target=self._sample, daemon=True)
+            self.thread.start()
+        return self
+
+    def _sample(self):
+        while not self.stop.is_set():
+            try:
+                self.peak = max(self.peak, vm_status_kb(self.pid, "VmRSS"))
+            except (OSError, RuntimeError):
+                return
+            time.sleep(0.001)
+
+    def __exit__(self, *exc):
+        if self.thread is None:
+            self.peak = vm_status_kb(self.pid, "VmHWM")
+        else:
+            self.stop.set()
+            self.thread.join(10)
+        self.growth_kb = self.peak - self.start_kb
+        return False
+
+
+def scenario_body(server, mode, direction):
+    """body-upload or body-download in a fresh Orthanc: the first request measures the peak RSS
+    growth (its VmHWM minus its VmRSS just before, as a multiple of the body size: later requests
+    would find memory that the first one left to the allocator); the next ``body_requests`` ones
+    measure the throughput (MB/s, median).  One keep-alive connection of http.client."""
+    port, pid = server.http_port, server.process.pid
+    size = mode["body_mb"] * 1024 * 1024
+    if direction == "upload":
+        method, path, data, expected = "POST", "/bench/body-length", b"b" * size, str(size).encode()
+    else:
+        method, path, data, expected = "GET", "/bench/big-answer?mb=%d" % mode["body_mb"], None, None
+        # the route makes its answer once: make it now, before the RSS baseline
+        st, ans = http_request(port, "GET", "/bench/big-answer?mb=%d&prepare=1" % mode["body_mb"])
+        if st != 200:
+            raise RuntimeError("prepare %s -> %s %r" % (path, st, ans[:200]))
+    rates, growths, growth_mb, errors = [], [], [], []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    try:
+        for i in range(mode["body_requests"] + 1):
+            with PeakRss(pid) as rss:
+                t = time.perf_counter()
+                st, ans = http_request(port, method, path, body=data, conn=conn)
+                dt = time.perf_counter() - t
+            if st != 200 or (expected is not None and ans != expected) or (expected is None and len(ans) != size):
+                errors.append("%s %s -> %s, %d bytes: %r" % (method, path, st, len(ans), ans[:100]))
+                continue
+            growths.append(rss.growth_kb * 1024.0 / size)
+            growth_mb.append(rss.growth_kb / 1024.0)
+            if i:
+                rates.append(size / dt / 1e6)
+    finally:
+        conn.close()
+    rec = {"value": statistics.median(rates) if rates else None, "mb": mode["body_mb"], "rates_mb_s": rates}
+    rss_rec = {"value": growths[0] if growths else None, "growths_x_body": growths, "growths_mb": growth_mb, "method": rss.method,
+               "body_bytes": size, "note": "value: the first request; the others for information"}
+    if errors:
+        rec["error"] = rss_rec["error"] = "; ".join(errors[:3])
+        rec["value"] = rss_rec["value"] = None
+    return {"body-" + direction: rec, "body-%s-rss" % direction: rss_rec}
+
+
+def make_big_dicom(src, mb):
+    """A copy of ``src`` with a private OB element of ``mb`` MB: a DICOM file of about ``mb`` MB."""
+    import pydicom
+    from pydicom.uid import generate_uid
+    ds = pydicom.dcmread(src)
+    uid = generate_uid(entropy_srcs=["pythanc-bench-big", str(mb)])
+    ds.SOPInstanceUID = uid
+    ds.file_meta.MediaStorageSOPInstanceUID = uid
+    ds.add_new((0x0011, 0x0010), "LO", "PYTHANC BENCH")
+    ds.add_new((0x0011, 0x1001), "OB", bytes(range(256)) * (mb * 4096))
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    return buf.getvalue()
+
+
+def scenario_workers(server, mode, big_dicom):
+    """pythanc only: worker round trip vs in-process (p50 difference, us) and RestApiGet of the
+    ~1 MB instance file from a worker vs in-process (throughput ratio), one client each."""
+    port = server.http_port
+    st, body = http_request(port, "POST", "/instances", body=big_dicom, headers={"Content-Type": "application/dicom"})
+    if st != 200:
+        raise RuntimeError("upload of the %d-byte DICOM file -> %s %r" % (len(big_dicom), st, body[:200]))
+    iid = json.loads(body)["ID"]
+    size = len(http_request(port, "GET", "/instances/%s/file" % iid)[1])
+    res = {}
+    inproc, _ = scenario_latency(server, "/bench/trivial", mode)
+    worker, _ = scenario_latency(server, "/bench/worker-trivial", mode)
+    rec = {"in_process_p50_us": inproc.get("value"), "worker_p50_us": worker.get("value"),
+           "in_process": inproc, "worker": worker}
+    err = inproc.get("error") or worker.get("error")
+    rec["value"] = None if err or None in (inproc.get("value"), worker.get("value")) \
+        else worker["value"] - inproc["value"]
+    if err:
+        rec["error"] = err
+    res["worker-trivial-overhead"] = rec
+    rec = {"file_bytes": size}
+    for key, path in (("in_process", "/bench/apiget-file?id=" + iid), ("worker", "/bench/worker-apiget-file?id=" + iid)):
+        st, ans = http_request(port, "GET", path)
+        if st != 200 or ans != str(size).encode():
+            rec["error"] = "%s -> %s %r (expected %d)" % (path, st, ans[:200], size)
+            break
+        r = scenario_wrk(server, path, mode, threads=1, conns=1)
+        rec[key] = r
+        rec[key + "_mb_s"] = r["rps"] * size / 1e6 if r.get("rps") else None
+        if r.get("error"):
+            rec["error"] = r["error"]
+    ok = not rec.get("error") and rec.get("in_process_mb_s") and rec.get("worker_mb_s") is not None
+    rec["value"] = rec["worker_mb_s"] / rec["in_process_mb_s"] if ok else None
+    res["worker-apiget"] = rec
+    return res
 
 
 def scenario_cpu(server, mode, n, route="/bench/cpu"):
@@ -388,10 +582,19 @@ def scenario_memory(server, mode):
 
 # ---- one Orthanc run ------------------------------------------------------------------------------
 
-def start_server(plugin_path, workroot, label):
+def start_server(cfg, workroot, label):
+    """A fresh Orthanc for the configuration ``cfg`` (see plugin_configs)."""
     from pythanc.testing import OrthancServer
     workdir = tempfile.mkdtemp(prefix=label + "-", dir=workroot)
-    return OrthancServer(script=SCRIPT, plugin=plugin_path, config=dict(ORTHANC_CONFIG), workdir=workdir)
+    config = dict(ORTHANC_CONFIG)
+    config.update(cfg["orthanc_config"])
+    return OrthancServer(script=SCRIPT, plugin=cfg["library"], config=config, workdir=workdir)
+
+
+def normalised_system(answer):
+    """Orthanc's /system answer (bytes) modulo the per-process fields (SYSTEM_PER_PROCESS)."""
+    d = json.loads(answer)
+    return {k: v for k, v in d.items() if k not in SYSTEM_PER_PROCESS}
 
 
 def stop_server(server, rec):
@@ -410,10 +613,11 @@ def guarded(record, name, fn, *args):
         return {"error": repr(e), "value": None}
 
 
-def run_main(plugin_name, plugin_path, mode, files, cpu_n, workroot):
+def run_main(cfg, mode, files, cpu_n, workroot):
     """ingest + drain on empty storage, then the REST scenarios, in one fresh Orthanc."""
+    plugin_name = cfg["name"]
     rec = {"plugin": plugin_name, "instance": "main", "scenarios": {}}
-    server = start_server(plugin_path, workroot, plugin_name + "-main")
+    server = start_server(cfg, workroot, plugin_name + "-main")
     try:
         rec["pid"] = server.process.pid
         rec["orthanc_version"] = get_json(server.http_port, "/system").get("Version")
@@ -421,6 +625,10 @@ def run_main(plugin_name, plugin_path, mode, files, cpu_n, workroot):
             rec["plugin_version"] = get_json(server.http_port, "/plugins/python").get("Version")
         except Exception:  # noqa: BLE001
             rec["plugin_version"] = None
+        try:
+            rec["python_version"] = get_json(server.http_port, "/bench/python").get("version")
+        except Exception:  # noqa: BLE001
+            rec["python_version"] = None
         sc = rec["scenarios"]
         res = guarded(rec, "ingest", scenario_ingest, server, mode, files)
         if isinstance(res, tuple):
@@ -434,10 +642,13 @@ def run_main(plugin_name, plugin_path, mode, files, cpu_n, workroot):
         st, body = http_request(server.http_port, "GET", "/bench/trivial")
         answers["rest-trivial"] = [st, body.decode("utf-8", "replace")]
         st, body = http_request(server.http_port, "GET", "/bench/apicall")
+        st_native, native = http_request(server.http_port, "GET", "/system")
         try:
-            answers["rest-apicall"] = [st, sorted(json.loads(body))]
+            answers["rest-apicall"] = [st, normalised_system(body)]
+            rec["apicall_is_native"] = st == st_native == 200 and normalised_system(body) == normalised_system(native)
         except ValueError:
             answers["rest-apicall"] = [st, body.decode("utf-8", "replace")]
+            rec["apicall_is_native"] = False
         rec["answers"] = answers
         sc["native-limit"] = guarded(rec, "native-limit", scenario_wrk, server, "/system", mode)
         sc["rest-trivial"] = guarded(rec, "rest-trivial", scenario_wrk, server, "/bench/trivial", mode)
@@ -445,6 +656,11 @@ def run_main(plugin_name, plugin_path, mode, files, cpu_n, workroot):
         sc["rest-apicall"] = guarded(rec, "rest-apicall", scenario_wrk, server, "/bench/apicall", mode)
         sc["cpu-concurrency"] = guarded(rec, "cpu-concurrency", scenario_cpu, server, mode, cpu_n)
         sc["cpu-workers"] = guarded(rec, "cpu-workers", scenario_cpu, server, mode, cpu_n, "/bench/cpu-worker")
+        for route, key in (("/bench/trivial", "latency-trivial"), ("/bench/apicall", "latency-apicall"),
+                           ("/system", "latency-native")):
+            res = guarded(rec, key, scenario_latency, server, route, mode)
+            sc[key + "-p50"], sc[key + "-p99"] = res if isinstance(res, tuple) else (res, res)
+        sc.update(derived(sc))
         rec["rss_end_kb"] = vm_rss_kb(server.process.pid)
         rec["alive_at_end"] = server.alive()
     finally:
@@ -452,15 +668,60 @@ def run_main(plugin_name, plugin_path, mode, files, cpu_n, workroot):
     return rec
 
 
-def run_memory(plugin_name, plugin_path, mode, workroot):
+def derived(sc):
+    """The derived figures of one main run: how the nested call compares with its two parts."""
+    def v(key):
+        return sc.get(key, {}).get("value")
+    out = {}
+    parts = [v(k) for k in ("latency-apicall-p50", "latency-trivial-p50", "latency-native-p50")]
+    out["apicall-excess-p50"] = {"derived": True, "value": parts[0] - parts[1] - parts[2]} \
+        if None not in parts else {"derived": True, "value": None, "error": "a latency figure is missing"}
+    parts = [v(k) for k in ("rest-apicall", "rest-trivial", "native-limit")]
+    if None in parts or not all(parts):
+        out["apicall/additive"] = {"derived": True, "value": None, "error": "a throughput figure is missing"}
+    else:
+        additive = 1.0 / (1.0 / parts[1] + 1.0 / parts[2])
+        out["apicall/additive"] = {"derived": True, "additive_rps": additive, "value": parts[0] / additive}
+    return out
+
+
+def run_memory(cfg, mode, workroot):
+    plugin_name = cfg["name"]
     rec = {"plugin": plugin_name, "instance": "memory", "scenarios": {}}
-    server = start_server(plugin_path, workroot, plugin_name + "-memory")
+    server = start_server(cfg, workroot, plugin_name + "-memory")
     try:
         rec["pid"] = server.process.pid
         rec["scenarios"]["memory"] = guarded(rec, "memory", scenario_memory, server, mode)
         rec["alive_at_end"] = server.alive()
     finally:
         stop_server(server, rec)
+    return rec
+
+
+def run_bodies(cfg, mode, workroot, big_dicom):
+    """The large-body scenarios, each in a fresh Orthanc of its own (its peak RSS is not that of
+    other scenarios), then, for pythanc, the worker ones in the upload's Orthanc.  One record."""
+    plugin_name = cfg["name"]
+    rec = {"plugin": plugin_name, "instance": "bodies", "scenarios": {}, "pids": []}
+    alive = True
+    for direction in ("upload", "download"):
+        server = start_server(cfg, workroot, "%s-%s" % (plugin_name, direction))
+        sub = {}
+        try:
+            rec["pids"].append(server.process.pid)
+            res = guarded(rec, "body-" + direction, scenario_body, server, mode, direction)
+            for key in ("body-" + direction, "body-%s-rss" % direction):
+                rec["scenarios"][key] = res.get(key, res) if "value" not in res else res
+            if plugin_name == "pythanc" and direction == "upload":
+                res = guarded(rec, "workers", scenario_workers, server, mode, big_dicom)
+                for key in PYTHANC_ONLY:
+                    rec["scenarios"][key] = res.get(key, res) if "value" not in res else res
+            alive = alive and server.alive()
+        finally:
+            stop_server(server, sub)
+            rec.setdefault("log_tail", "")
+            rec["log_tail"] += sub.get("log_tail", "")[-1000:]
+    rec["alive_at_end"] = alive
     return rec
 
 
@@ -471,16 +732,23 @@ def fmt(v, unit):
         return "FAIL"
     if unit == "req/s":
         return "%.0f" % v
-    if unit in ("inst/s", "ms", "MB"):
+    if unit in ("inst/s", "ms", "MB", "us", "MB/s"):
         return "%.1f" % v
+    if unit == "fraction":
+        return "%.3f" % v
     return "%.2f" % v
 
 
-def summarise(runs, plugins):
+def summarise(runs, configs):
+    """Per scenario: each configuration's median over the rounds, the official plugin's best
+    configuration in this run (highest or lowest median, as the scenario's ``better`` says), and
+    ratio = pythanc / that best official median."""
+    names = [c["name"] for c in configs]
+    official = [c["name"] for c in configs if c["plugin"] == "official"]
     summary = {}
     for name, unit, better, desc in SCENARIOS:
         entry = {"unit": unit, "better": better, "description": desc, "values": {}, "errors": {}}
-        for p in plugins:
+        for p in names:
             vals, errs = [], []
             for r in runs:
                 if r["plugin"] != p:
@@ -495,12 +763,19 @@ def summarise(runs, plugins):
             entry["errors"][p] = errs
             ok = [v for v in vals if v is not None]
             entry[p] = statistics.median(ok) if ok and not errs else None
-        a, b = entry.get("official"), entry.get("pythanc")
-        entry["ratio"] = (b / a) if (a and b is not None) else None
+        best = None
+        if name not in PYTHANC_ONLY:
+            cands = [(entry[p], p) for p in official if entry.get(p) is not None]
+            if cands:
+                best = (max if better == "higher" else min)(cands)[1]
+        entry["best_official"] = best
+        a, b = (entry[best] if best else None), entry.get("pythanc")
+        entry["ratio"] = (b / a) if (a and b is not None and abs(a) >= RATIO_FLOOR.get(name, 0)
+                                     and name not in NO_RATIO) else None
         summary[name] = entry
-    # rest-trivial as a fraction of native-limit (each plugin's own Orthanc, per round, then median)
+    # rest-trivial as a fraction of native-limit (each configuration's own Orthanc, per round, then median)
     frac = {}
-    for p in plugins:
+    for p in names:
         fs = []
         for r in runs:
             if r["plugin"] == p and r["instance"] == "main":
@@ -508,14 +783,16 @@ def summarise(runs, plugins):
                 if t.get("value") and n.get("value"):
                     fs.append(t["value"] / n["value"])
         frac[p] = statistics.median(fs) if fs else None
-    summary["rest-trivial/native-limit"] = {"unit": "fraction", "better": "higher", "official": frac.get("official"),
-                                            "pythanc": frac.get("pythanc"),
-                                            "ratio": (frac["pythanc"] / frac["official"])
-                                            if frac.get("official") and frac.get("pythanc") else None}
+    cands = [(frac[p], p) for p in official if frac.get(p)]
+    best = max(cands)[1] if cands else None
+    entry = {"unit": "fraction", "better": "higher", "best_official": best,
+             "ratio": (frac["pythanc"] / frac[best]) if best and frac.get("pythanc") else None}
+    entry.update(frac)
+    summary["rest-trivial/native-limit"] = entry
     return summary
 
 
-def checks(runs, plugins):
+def checks(runs, configs):
     out = []
 
     def add(name, ok, detail=""):
@@ -527,7 +804,12 @@ def checks(runs, plugins):
             if "answers" in r:
                 seen.setdefault(json.dumps(r["answers"][key], sort_keys=True), []).append(r["plugin"])
         detail = "" if len(seen) == 1 else "; ".join("%s -> %s" % (sorted(set(v)), k[:400]) for k, v in seen.items())
-        add("%s answers identical for both plugins and every round" % key, len(seen) == 1, detail)
+        what = " (modulo %s)" % ", ".join(SYSTEM_PER_PROCESS) if key == "rest-apicall" else ""
+        add("%s answers identical for every configuration and round%s" % (key, what), len(seen) == 1, detail)
+    mains = [r for r in runs if r["instance"] == "main" and "apicall_is_native" in r]
+    bad = [r["plugin"] for r in mains if not r["apicall_is_native"]]
+    add("rest-apicall answers the process's own GET /system (modulo %s)" % ", ".join(SYSTEM_PER_PROCESS),
+        mains and not bad, "differs for %s" % sorted(set(bad)) if bad else "")
     kw = [r["answers"]["rest-kwargs"] for r in runs if "answers" in r]
     if kw:
         st, body = kw[0]
@@ -546,6 +828,8 @@ def checks(runs, plugins):
         for name, s in r["scenarios"].items():
             if s.get("error"):
                 add("%s / %s (%s instance)" % (name, r["plugin"], r["instance"]), False, s["error"])
+            elif s.get("value") is None:
+                add("%s / %s (%s instance) has a number" % (name, r["plugin"], r["instance"]), False, "no value")
         for e in r.get("errors", []):
             add("%s run (%s instance) raised" % (r["plugin"], r["instance"]), False, e)
         if not r.get("alive_at_end", False):
@@ -555,35 +839,170 @@ def checks(runs, plugins):
             and r["scenarios"]["onchange-drain"]["counted"] != r["scenarios"]["onchange-drain"]["expected"]]
     add("onchange-drain: no lost or duplicate NEW_INSTANCE event", not lost,
         "; ".join("%s counted %s" % (r["plugin"], r["scenarios"]["onchange-drain"]["counted"]) for r in lost))
+    for c in configs:
+        if c["plugin"] == "official" and c.get("expect_version"):
+            got = {r.get("plugin_version") for r in runs if r["plugin"] == c["name"] and r["instance"] == "main"}
+            add("%s: /plugins/python says version %s" % (c["name"], c["expect_version"]),
+                got == {c["expect_version"]}, "got %s" % sorted(map(str, got)))
     return out
 
 
-def print_table(summary, mode, mem_note):
+def print_table(summary, mode, mem_note, configs, meta):
+    names = [c["name"] for c in configs]
+    short = {"official": "official", "official-allowthreads": "off+AT", "pythanc": "pythanc"}
     log("")
-    log("%-26s %-9s %11s %11s %9s  %s" % ("scenario", "unit", "official", "pythanc", "ratio", "better"))
-    log("-" * 80)
+    log("%s: Orthanc %s, Python %s, official plugin %s (%s), pythanc %s" % (
+        meta["release"], meta.get("orthanc_version"), meta.get("python_versions"),
+        meta.get("plugin_versions", {}).get("official"), ", ".join(
+            "%s = %s" % (c["name"], json.dumps(c["orthanc_config"]) if c["orthanc_config"] else "defaults")
+            for c in configs if c["plugin"] == "official"), meta.get("plugin_versions", {}).get("pythanc")))
+    head = "%-26s %-7s" % ("scenario", "unit") + "".join(" %10s" % short.get(n, n) for n in names)
+    log(head + " %8s %7s  %s" % ("best off", "ratio", "better"))
+    log("-" * (len(head) + 26))
     for name, unit, better, desc in SCENARIOS + [("rest-trivial/native-limit", "fraction", "higher", "")]:
         e = summary[name]
         ratio = "-" if e["ratio"] is None else "%.2f" % e["ratio"]
-        log("%-26s %-9s %11s %11s %9s  %s" % (name, unit, fmt(e["official"], unit), fmt(e["pythanc"], unit),
-                                               ratio, better))
-    log("-" * 80)
-    log("medians of %d rounds per plugin; ratio = pythanc/official" % mode["rounds"])
+        row = "%-26s %-7s" % (name, unit)
+        for n in names:
+            row += " %10s" % ("-" if name in PYTHANC_ONLY and n != "pythanc" else fmt(e.get(n), unit))
+        log(row + " %8s %7s  %s" % (short.get(e["best_official"], "-") if e["best_official"] else "-", ratio, better))
+    log("-" * (len(head) + 26))
+    log("medians of %d rounds per configuration; ratio = pythanc / the official plugin's best configuration "
+        "in this run (column 'best off'); worker-* rows: pythanc only" % mode["rounds"])
     log(mem_note)
+    log("body-*: %d MB bodies, %d requests per run; worker-apiget: RestApiGet of a %d MB instance file"
+        % (mode["body_mb"], mode["body_requests"], mode["file_mb"]))
+
+
+# ---- configurations -------------------------------------------------------------------------------
+
+def _version_key(path):
+    return tuple(int(x) for x in re.findall(r"\d+", path.rsplit(".so.", 1)[-1]))
+
+
+def find_official():
+    """The official plugin of this Debian release: the highest libOrthancPython.so.X.Y there."""
+    libs = [p for p in glob.glob(OFFICIAL_GLOB) if re.search(r"\.so\.\d+(\.\d+)*$", p)]
+    return max(libs, key=_version_key) if libs else None
+
+
+def plugin_configs(official_lib, pythanc_lib, allow_threads):
+    """The configurations to alternate: the official plugin with its defaults, the official plugin
+    with "Python": {"AllowThreads": true} (4.3+: the option it documents for throughput), pythanc."""
+    version = _version_key(official_lib)
+    expect = ".".join(map(str, version)) if version else None
+    cfgs = []
+    has_at = version >= (4, 3)
+    if allow_threads in ("both", "off") or not has_at:
+        cfgs.append({"name": "official", "plugin": "official", "library": official_lib, "orthanc_config": {},
+                     "expect_version": expect})
+    if has_at and allow_threads in ("both", "on"):
+        cfgs.append({"name": "official-allowthreads", "plugin": "official", "library": official_lib,
+                     "orthanc_config": {"Python": {"AllowThreads": True}}, "expect_version": expect})
+    cfgs.append({"name": "pythanc", "plugin": "pythanc", "library": pythanc_lib, "orthanc_config": {}})
+    return cfgs
+
+
+def debian_release():
+    try:
+        with open("/etc/os-release") as f:
+            d = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+        return d.get("VERSION_CODENAME", "").strip('"') or d.get("ID", "unknown").strip('"')
+    except OSError:
+        return "unknown"
+
+
+# ---- profiling ------------------------------------------------------------------------------------
+
+def profile_apicall(args, cfg, mode, out_dir):
+    """One Orthanc of ``cfg`` under the rest-apicall load (wrk -t2 -c8); py-spy or perf attached to
+    its process meanwhile.  Writes the flame graph / report to ``out_dir``; returns its paths."""
+    release = debian_release()
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
+    base = os.path.join(out_dir, "profile-apicall-%s-%s-%s" % (release, cfg["name"], stamp))
+    workroot = tempfile.mkdtemp(prefix="pythanc-bench-profile-")
+    outputs = []
+    server = start_server(cfg, workroot, cfg["name"] + "-profile")
+    try:
+        pid = server.process.pid
+        url = server.url + "/bench/apicall"
+        run_wrk(url, mode["warmup"])
+        load = subprocess.Popen(wrk_args(url, args.duration + 4), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            time.sleep(1)
+            if args.profile_apicall == "py-spy":
+                pyspy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+                svg = base + ".svg"
+                # 100 samples a second with --native: unwinding native stacks costs each sample more
+                rate = "100" if args.native else "200"
+                cmd = [pyspy, "record", "--pid", str(pid), "--duration", str(args.duration), "--rate", rate,
+                       "--format", "flamegraph", "--output", svg]
+                # --native: py-spy pauses the process for each sample (it cannot unwind native
+                # stacks otherwise); without it, --nonblocking reads the Python stacks as it runs.
+                cmd.append("--native" if args.native else "--nonblocking")
+                log("running: " + " ".join(cmd))
+                subprocess.run(cmd, check=True, timeout=args.duration + 120)
+                outputs.append(svg)
+            else:
+                data = base + ".perf.data"
+                # cpu-clock, a software event, works without hardware counters (a VM); where perf
+                # cannot name it (a chroot without /sys), its default event, which falls back to it.
+                for event in (["-e", "cpu-clock"], []):
+                    cmd = ["perf", "record"] + event + ["-F", "499", "-g", "-p", str(pid), "-o", data,
+                                                        "--", "sleep", str(args.duration)]
+                    log("running: " + " ".join(cmd))
+                    if subprocess.run(cmd, timeout=args.duration + 120).returncode == 0:
+                        break
+                else:
+                    raise RuntimeError("perf record failed (see above)")
+                report = base + ".perf.txt"
+                with open(report, "w") as f:
+                    subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--percent-limit", "0.5"],
+                                   stdout=f, stderr=subprocess.STDOUT, check=True, timeout=600)
+                flat = base + ".perf-flat.txt"
+                with open(flat, "w") as f:
+                    for sort in ("dso", "dso,sym"):     # where the CPU goes, by library, then by function
+                        f.flush()
+                        subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "-g", "none",
+                                        "--sort", sort, "--percent-limit", "0.5"],
+                                       stdout=f, stderr=subprocess.STDOUT, check=True, timeout=600)
+                outputs += [data, report, flat]
+        finally:
+            out, err = load.communicate(timeout=args.duration + 60)
+        r = parse_wrk(out)
+        log("load during the profile: %s req/s of /bench/apicall (%s)" % (r.get("rps"), cfg["name"]))
+        with open(base + ".wrk.txt", "w") as f:
+            f.write(out)
+        outputs.append(base + ".wrk.txt")
+    finally:
+        server.stop()
+        shutil.rmtree(workroot, ignore_errors=True)
+    return outputs
 
 
 # ---- main -----------------------------------------------------------------------------------------
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2 rounds, short wrk runs, 20,000 memory requests (~2 min)")
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "results.json"), help="JSON file to write")
-    ap.add_argument("--rounds", type=int, help="A B rounds (default 2 quick, 5 full)")
+    ap.add_argument("--quick", action="store_true", help="2 rounds, short wrk runs, 20,000 memory requests (~4 min)")
+    ap.add_argument("--out", help="JSON file to write (default bench/results/RELEASE-DATE[-quick].json)")
+    ap.add_argument("--rounds", type=int, help="rounds of every configuration (default 2 quick, 5 full)")
     ap.add_argument("--duration", type=int, help="seconds of each measured wrk run (default 2 quick, 10 full)")
     ap.add_argument("--mem-requests", type=int, help="total rest-kwargs requests of the memory scenario")
-    ap.add_argument("--official", default=OFFICIAL_DEFAULT, help="the official plugin library")
+    ap.add_argument("--body-mb", type=int, help="MB of the large-body scenarios (default 64)")
+    ap.add_argument("--body-requests", type=int, help="measured requests of each large-body scenario")
+    ap.add_argument("--official", help="the official plugin library (default: the highest %s)" % OFFICIAL_GLOB)
+    ap.add_argument("--allow-threads", choices=("both", "off", "on"), default="both",
+                    help="the official plugin's configurations where it has AllowThreads (4.3+): both (default), "
+                         "only false, only true")
     ap.add_argument("--dicom", default=DICOM_DEFAULT, help="DICOM file copied for the ingest")
     ap.add_argument("--keep", action="store_true", help="keep the Orthanc work folders (storage, logs)")
+    ap.add_argument("--profile-apicall", choices=("py-spy", "perf"),
+                    help="instead of the benchmark: profile one Orthanc under the rest-apicall load")
+    ap.add_argument("--profile-config", default="pythanc", choices=("pythanc", "official", "official-allowthreads"),
+                    help="with --profile-apicall: the configuration profiled (default pythanc)")
+    ap.add_argument("--native", action="store_true", help="with --profile-apicall py-spy: native frames too")
     args = ap.parse_args(argv)
 
     mode = dict(MODES["quick" if args.quick else "full"])
@@ -593,6 +1012,10 @@ def main(argv=None):
         mode["duration"] = args.duration
     if args.mem_requests:
         mode["mem_total"] = args.mem_requests
+    if args.body_mb:
+        mode["body_mb"] = args.body_mb
+    if args.body_requests:
+        mode["body_requests"] = args.body_requests
     mode["mem_total"] = max(mode["mem_total"], mode["mem_warm"] + 100)
 
     try:
@@ -601,19 +1024,40 @@ def main(argv=None):
         pythanc_lib = plugin_path()
     except ImportError as e:
         sys.exit("pythanc is not importable (%s): run with the venv's Python, e.g. .venv/bin/python bench/run.py" % e)
-    for path, what in ((args.official, "official plugin"), (WRK, "wrk"), (pythanc_lib, "pythanc plugin"),
+    official_lib = args.official or find_official()
+    if not official_lib:
+        sys.exit("official plugin not found (%s): apt-get install orthanc-python, or bash bench/setup.sh"
+                 % OFFICIAL_GLOB)
+    for path, what in ((official_lib, "official plugin"), (WRK, "wrk"), (pythanc_lib, "pythanc plugin"),
                        (args.dicom, "DICOM file")):
         if not os.path.exists(path):
-            sys.exit("%s not found: %s" % (what, path))
+            sys.exit("%s not found: %s (bash bench/setup.sh installs what the benchmark needs)" % (what, path))
+    configs = plugin_configs(official_lib, pythanc_lib, args.allow_threads)
+    release = debian_release()
 
-    plugins = [("official", args.official), ("pythanc", None)]
+    if args.profile_apicall:
+        if args.duration is None:
+            args.duration = 10
+        cfg = next((c for c in configs if c["name"] == args.profile_config), None)
+        if cfg is None:
+            sys.exit("configuration %s is not available here (official plugin %s)" % (args.profile_config, official_lib))
+        out_dir = os.path.join(HERE, "results")
+        os.makedirs(out_dir, exist_ok=True)
+        for path in profile_apicall(args, cfg, mode, out_dir):
+            log("written: " + path)
+        return 0
+
+    out = args.out or os.path.join(HERE, "results", "%s-%s%s.json" % (
+        release, datetime.date.today().isoformat(), "-quick" if args.quick else ""))
     mem_note = "memory: VmRSS after %d rest-kwargs requests minus after %d" % (mode["mem_total"], mode["mem_warm"])
     if mode["mem_total"] != 100000:
         mem_note += " (NOT the 100,000 of the full run)"
     t_start = time.monotonic()
-    log("pythanc benchmark (%s): %d rounds, wrk %d s (+%d s warm-up) per REST scenario, %d cores"
-        % ("quick" if args.quick else "full", mode["rounds"], mode["duration"], mode["warmup"], os.cpu_count()))
+    log("pythanc benchmark on %s (%s): %d rounds of %s, wrk %d s (+%d s warm-up) per REST scenario, %d cores"
+        % (release, "quick" if args.quick else "full", mode["rounds"], " / ".join(c["name"] for c in configs),
+           mode["duration"], mode["warmup"], os.cpu_count()))
     files = make_dicom_files(args.dicom, mode["ingest"])
+    big_dicom = make_big_dicom(args.dicom, mode["file_mb"])
     cpu_n = calibrate_cpu(mode["cpu_seconds"])
     log("%d DICOM files of ~%d bytes; cpu-concurrency loop n=%d (~%.1f s here)"
         % (len(files), len(files[0]), cpu_n, mode["cpu_seconds"]))
@@ -622,6 +1066,7 @@ def main(argv=None):
     runs = []
     meta = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "release": release,
         "mode": "quick" if args.quick else "full",
         "settings": mode,
         "cpu_n": cpu_n,
@@ -629,43 +1074,63 @@ def main(argv=None):
         "loadavg_start": os.getloadavg(),
         "platform": platform.platform(),
         "bench_python": sys.version.split()[0],
-        "official_plugin": args.official,
+        "official_plugin": official_lib,
         "pythanc_plugin": pythanc_lib,
+        "configurations": [{k: c[k] for k in ("name", "plugin", "library", "orthanc_config")} for c in configs],
+        "ratio": "pythanc / the official plugin's best configuration in this run, per scenario (best_official)",
         "orthanc": __import__("pythanc.testing").testing.ORTHANC,
-        "wrk": "-t2 -c8",
+        "wrk": "-t2 -c8 (latency-*, worker-*: -t1 -c1)",
         "kwargs_request": {"path": KWARGS_PATH, "headers": KWARGS_HEADERS},
+        "system_fields_ignored": list(SYSTEM_PER_PROCESS),
         "memory_note": mem_note,
     }
     try:
         meta["git_head"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
-                                          text=True, timeout=10).stdout.strip()
+                                          text=True, timeout=10).stdout.strip() or None
     except Exception:  # noqa: BLE001
         meta["git_head"] = None
     try:
         for rnd in range(1, mode["rounds"] + 1):
-            for name, lib in plugins:
+            for cfg in configs:
+                name = cfg["name"]
                 t = time.monotonic()
-                rec = run_main(name, lib, mode, files, cpu_n, workroot)
+                rec = run_main(cfg, mode, files, cpu_n, workroot)
                 rec["round"] = rnd
                 runs.append(rec)
                 sc = rec["scenarios"]
-                log("[round %d/%d] %-8s native %s  trivial %s  kwargs %s  apicall %s req/s | cpu x%s workers x%s | ingest %s inst/s"
-                    " | drain %s ms  (%.0f s)" % (
+                log("[round %d/%d] %-21s native %s  trivial %s  kwargs %s  apicall %s req/s | cpu x%s workers x%s"
+                    " | ingest %s inst/s | drain %s ms | latency p50 trivial %s apicall %s us  (%.0f s)" % (
                         rnd, mode["rounds"], name, *(fmt(sc.get(k, {}).get("value"), u) for k, u in (
                             ("native-limit", "req/s"), ("rest-trivial", "req/s"), ("rest-kwargs", "req/s"),
                             ("rest-apicall", "req/s"), ("cpu-concurrency", "x"), ("cpu-workers", "x"),
-                            ("ingest-onstored", "inst/s"),
-                            ("onchange-drain", "ms"))), time.monotonic() - t))
+                            ("ingest-onstored", "inst/s"), ("onchange-drain", "ms"),
+                            ("latency-trivial-p50", "us"), ("latency-apicall-p50", "us"))), time.monotonic() - t))
                 for e in rec.get("errors", []):
                     log("    error: " + e)
                 t = time.monotonic()
-                rec = run_memory(name, lib, mode, workroot)
+                rec = run_memory(cfg, mode, workroot)
                 rec["round"] = rnd
                 runs.append(rec)
                 m = rec["scenarios"]["memory"]
-                log("[round %d/%d] %-8s memory %s MB over %s requests (%.0f s)" % (
+                log("[round %d/%d] %-21s memory %s MB over %s requests (%.0f s)" % (
                     rnd, mode["rounds"], name, fmt(m.get("value"), "MB"), m.get("requests_total"),
                     time.monotonic() - t))
+                for e in rec.get("errors", []):
+                    log("    error: " + e)
+                t = time.monotonic()
+                rec = run_bodies(cfg, mode, workroot, big_dicom)
+                rec["round"] = rnd
+                runs.append(rec)
+                sc = rec["scenarios"]
+                line = "[round %d/%d] %-21s upload %s MB/s (RSS x%s)  download %s MB/s (RSS x%s)" % (
+                    rnd, mode["rounds"], name, *(fmt(sc.get(k, {}).get("value"), u) for k, u in (
+                        ("body-upload", "MB/s"), ("body-upload-rss", "x"), ("body-download", "MB/s"),
+                        ("body-download-rss", "x"))))
+                if name == "pythanc":
+                    line += " | worker overhead %s us, worker apiget x%s" % (
+                        fmt(sc.get("worker-trivial-overhead", {}).get("value"), "us"),
+                        fmt(sc.get("worker-apiget", {}).get("value"), "x"))
+                log(line + "  (%.0f s)" % (time.monotonic() - t))
                 for e in rec.get("errors", []):
                     log("    error: " + e)
     finally:
@@ -674,26 +1139,32 @@ def main(argv=None):
         else:
             shutil.rmtree(workroot, ignore_errors=True)
 
-    summary = summarise(runs, [p for p, _ in plugins])
-    chk = checks(runs, [p for p, _ in plugins])
-    versions = {r["plugin"]: r.get("plugin_version") for r in runs if r.get("plugin_version")}
+    summary = summarise(runs, configs)
+    chk = checks(runs, configs)
+    versions = {}
+    for c in configs:
+        versions.setdefault(c["plugin"], next((r.get("plugin_version") for r in runs
+                                               if r["plugin"] == c["name"] and r.get("plugin_version")), None))
     meta["plugin_versions"] = versions
+    meta["python_versions"] = {c["name"]: next((r.get("python_version") for r in runs
+                                                if r["plugin"] == c["name"] and r.get("python_version")), None)
+                               for c in configs}
     meta["orthanc_version"] = next((r["orthanc_version"] for r in runs if r.get("orthanc_version")), None)
     meta["loadavg_end"] = os.getloadavg()
     meta["elapsed_s"] = round(time.monotonic() - t_start, 1)
     ok = all(c["ok"] for c in chk)
-    print_table(summary, mode, mem_note)
-    log("Orthanc %s; official plugin %s; pythanc %s; %.0f s" % (
-        meta["orthanc_version"], versions.get("official"), versions.get("pythanc"), meta["elapsed_s"]))
+    print_table(summary, mode, mem_note, configs, meta)
+    log("%.0f s; load average %.1f at the start, %.1f at the end" % (
+        meta["elapsed_s"], meta["loadavg_start"][0], meta["loadavg_end"][0]))
     for c in chk:
         if not c["ok"]:
             log("CHECK FAILED: %s: %s" % (c["check"], c["detail"][:600]))
     log("checks: %d/%d passed" % (sum(c["ok"] for c in chk), len(chk)))
 
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
         json.dump({"meta": meta, "summary": summary, "checks": chk, "ok": ok, "runs": runs}, f, indent=2)
-    log("results written to " + args.out)
+    log("results written to " + out)
     return 0 if ok else 1
 
 

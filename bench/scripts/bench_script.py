@@ -1,10 +1,11 @@
 """The one script that both plugins run during the benchmark (bench/run.py).
 
 It only uses names that exist in the official plugin 4.0, so the same file runs unchanged on
-the official plugin and on pythanc.  Every route lives under /bench/.
+the official plugin (4.0, 5.0, 7.1) and on pythanc.  Every route lives under /bench/.
 """
 
 import json
+import sys
 import threading
 
 import orthanc
@@ -107,3 +108,57 @@ def OnCounters(output, uri, **request):
 
 
 orthanc.RegisterRestCallback('/bench/counters', OnCounters)
+
+
+# 7. which Python runs the script (the harness records it for each plugin configuration).
+def OnPython(output, uri, **request):
+    output.AnswerBuffer(json.dumps({'version': sys.version.split()[0]}), 'application/json')
+
+
+orthanc.RegisterRestCallback('/bench/python', OnPython)
+
+
+# 8. large bodies: POST a body, answered with its length; GET ?mb=N answers N MB (made once per
+# size, so that the figure is the transfer, not the allocation; ?prepare=1 makes it and answers
+# 'prepared', so that the harness measures the RSS of the transfer only).
+def OnBodyLength(output, uri, **request):
+    output.AnswerBuffer(str(len(request['body'])), 'text/plain')
+
+
+orthanc.RegisterRestCallback('/bench/body-length', OnBodyLength)
+
+_big_lock = threading.Lock()
+_big = {}
+
+
+def OnBigAnswer(output, uri, **request):
+    size = int(request['get'].get('mb', '64')) * 1024 * 1024
+    with _big_lock:
+        body = _big.get(size)
+        if body is None:
+            body = _big[size] = b'x' * size
+    if 'prepare' in request['get']:
+        output.AnswerBuffer('prepared', 'text/plain')
+    else:
+        output.AnswerBuffer(body, 'application/octet-stream')
+
+
+orthanc.RegisterRestCallback('/bench/big-answer', OnBigAnswer)
+
+
+# 9. worker processes (measured for pythanc only): the trivial route, and RestApiGet of a native
+# route's answer (?id= an instance whose file is ~1 MB; answered with the length), each both in
+# Orthanc's process and in a worker where the plugin accepts worker=True (the official plugin:
+# TypeError, so in-process there too).
+def OnApiGetFile(output, uri, **request):
+    answer = orthanc.RestApiGet('/instances/%s/file' % request['get']['id'])
+    output.AnswerBuffer(str(len(answer)), 'text/plain')
+
+
+orthanc.RegisterRestCallback('/bench/apiget-file', OnApiGetFile)
+try:
+    orthanc.RegisterRestCallback('/bench/worker-trivial', OnRest, worker=True)
+    orthanc.RegisterRestCallback('/bench/worker-apiget-file', OnApiGetFile, worker=True)
+except TypeError:
+    orthanc.RegisterRestCallback('/bench/worker-trivial', OnRest)
+    orthanc.RegisterRestCallback('/bench/worker-apiget-file', OnApiGetFile)
