@@ -150,6 +150,9 @@ CALL = {
     "RegisterMoveCallback3": lambda ctx, i: orthanc.RegisterMoveCallback3(nothing, lambda d: 0, nothing, nothing),
     "RegisterStorageCommitmentScpCallback2": lambda ctx, i: orthanc.RegisterStorageCommitmentScpCallback2(
         nothing, lambda sop_class, sop_instance, handler: 0),
+    "RegisterHttpAuthentication": lambda ctx, i: orthanc.RegisterHttpAuthentication(
+        lambda uri, **request: orthanc.HttpAuthenticationStatus.GRANTED),
+    "RegisterAuditLogHandler": lambda ctx, i: orthanc.RegisterAuditLogHandler(nothing),
     "RegisterStorageArea": lambda ctx, i: orthanc.RegisterStorageArea(nothing, nothing, nothing),
     "RegisterStorageArea2": lambda ctx, i: orthanc.RegisterStorageArea2(nothing, nothing, None, nothing),
     "RegisterRefreshMetricsCallback": lambda ctx, i: orthanc.RegisterRefreshMetricsCallback(
@@ -311,6 +314,14 @@ if all(c in SDK_FUNCTIONS for c in SINCE_1_12_10.values()):
                                                  "orthanc.RegisterStorageCommitmentScpCallback() was called: "}
 else:
     EXCLUDED = {}
+# SDK 1.12.9+ (pythanc only): the first registration only while the scripts load.
+SINCE_1_12_9 = {
+    "RegisterHttpAuthentication": ("OrthancPluginRegisterHttpAuthentication",
+                                   "Orthanc takes one authentication callback per process"),
+    "RegisterAuditLogHandler": ("OrthancPluginRegisterAuditLogHandler",
+                                "Orthanc keeps the audit log handlers in a list"),
+}
+FIRST_AT_START_ONLY.update({name: why for name, (c, why) in SINCE_1_12_9.items() if c in SDK_FUNCTIONS})
 
 
 def expected(name):
