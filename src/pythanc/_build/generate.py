@@ -349,7 +349,9 @@ def cdef(model):
         args = ", ".join("%s %s" % (a["type"], a["name"]) for a in f["args"]) or "void"
         out.append("%s %s(%s);" % (f["result"], f["name"], args))
     for name in hw.EXTERN_PYTHON:
-        c = callbacks[name]
+        c = callbacks.get(name)
+        if c is None:   # a callback type of a newer SDK than this header
+            continue
         args = ", ".join(c["args"]) or "void"
         out.append('extern "Python" %s pythanc_%s(%s);' % (c["result"], name, args))
     return "\n".join(out) + "\n"
@@ -359,7 +361,7 @@ def extern_forward_decls(model):
     """C forward declarations of the Python entry points, for the hand-written C prelude."""
     callbacks = {c["name"]: c for c in model["callbacks"]}
     return "\n".join("static %s pythanc_%s(%s);" % (callbacks[n]["result"], n, ", ".join(callbacks[n]["args"]) or "void")
-                     for n in hw.EXTERN_PYTHON)
+                     for n in hw.EXTERN_PYTHON if n in callbacks)
 
 
 # ---------------------------------------------------------------------------------------------

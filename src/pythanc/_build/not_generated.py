@@ -10,7 +10,8 @@ functions that take SDK callbacks and wait for hand-written run-time code.
 ``pythanc coverage`` prints this table.
 
 The generator also reads ``EXTERN_PYTHON``: the SDK callback types for which
-the plugin library gets a C entry point implemented in Python.
+the plugin library gets a C entry point implemented in Python (those the
+header lacks are left out).
 """
 
 # C function -> Python entry point(s) that call it.  "Class.Method" for methods.
@@ -28,6 +29,7 @@ HANDWRITTEN = {
     "OrthancPluginRegisterMoveCallback": ["RegisterMoveCallback", "RegisterMoveCallback2"],
     "OrthancPluginRegisterStorageArea": ["RegisterStorageArea"],
     "OrthancPluginRegisterStorageArea2": ["RegisterStorageArea2"],
+    "OrthancPluginRegisterStorageArea3": ["RegisterStorageArea3"],
     "OrthancPluginRegisterRefreshMetricsCallback": ["RegisterRefreshMetricsCallback"],
     "OrthancPluginRegisterStorageCommitmentScpCallback": ["RegisterStorageCommitmentScpCallback"],
     "OrthancPluginRegisterDecodeImageCallback": ["RegisterDecodeImageCallback"],
@@ -58,6 +60,8 @@ HANDWRITTEN = {
     "OrthancPluginEncodeDicomWebXml2": ["EncodeDicomWebXml2"],
     "OrthancPluginGetInstanceDicomWebJson": ["DicomInstance.GetInstanceDicomWebJson"],
     "OrthancPluginGetInstanceDicomWebXml": ["DicomInstance.GetInstanceDicomWebXml"],
+    # the official module returns the tuple (0, 1 if the status changed else 0), not a Boolean
+    "OrthancPluginSetStableStatus": ["SetStableStatus"],
 }
 
 # Called by pythanc on the user's behalf: reachable, but not a name of their own.
@@ -66,6 +70,16 @@ INTERNAL = {
     "OrthancPluginFreeMemoryBuffer": "every memory buffer is copied into Python bytes, then freed",
     "OrthancPluginFreeMemoryBuffer64": "every 64-bit memory buffer is copied into Python bytes, then freed",
     "OrthancPluginCheckVersion": "called at initialisation; also generated as orthanc.CheckVersion",
+    "OrthancPluginCreateJob2": "orthanc.CreateJob uses it where the SDK has it (the job's content and serialised "
+                               "form are written into memory buffers); OrthancPluginCreateJob otherwise",
+}
+
+# The SDK version that introduced a C function named in the tables of this file, for the functions
+# newer than the oldest SDK pythanc builds on (Orthanc 1.10.1): an older header lacks them.
+SINCE_SDK = {
+    "OrthancPluginCreateJob2": (1, 11, 3),
+    "OrthancPluginRegisterStorageArea3": (1, 12, 8),
+    "OrthancPluginSetStableStatus": (1, 12, 9),
 }
 
 # No Python form, with the reason.
@@ -92,11 +106,7 @@ NOT_APPLICABLE = {
 # generates a function that takes a callback): C function -> the Python name it will have (the
 # official module's name where it has one).  ``pythanc coverage`` lists them as "to hand-write".
 TO_HANDWRITE = {
-    # SDK 1.12.0+: a job whose content and serialisation are written into memory buffers;
-    # orthanc.CreateJob (OrthancPluginCreateJob, deprecated since 1.12.0) could use it
-    "OrthancPluginCreateJob2": "CreateJob",
     # SDK 1.12.8+ (Debian: 1.13.0)
-    "OrthancPluginRegisterStorageArea3": "RegisterStorageArea3",
     "OrthancPluginRegisterFindCallback2": "RegisterFindCallback2",
     "OrthancPluginRegisterWorklistCallback2": "RegisterWorklistCallback2",
     # the official module's RegisterMoveCallback2 is the four-callback form of OrthancPluginRegisterMoveCallback
@@ -148,6 +158,9 @@ EXTERN_PYTHON = [
     "OrthancPluginStorageReadWhole",
     "OrthancPluginStorageReadRange",
     "OrthancPluginStorageRemove",
+    "OrthancPluginStorageCreate2",        # SDK 1.12.8+ (an entry point exists only if the header has its type)
+    "OrthancPluginStorageReadRange2",
+    "OrthancPluginStorageRemove2",
     "OrthancPluginRefreshMetricsCallback",
     "OrthancPluginStorageCommitmentFactory",
     "OrthancPluginStorageCommitmentDestructor",
@@ -168,6 +181,8 @@ EXTERN_PYTHON = [
     "OrthancPluginJobGetProgress",
     "OrthancPluginJobGetContent",
     "OrthancPluginJobGetSerialized",
+    "OrthancPluginJobGetContent2",        # SDK 1.11.3+
+    "OrthancPluginJobGetSerialized2",
     "OrthancPluginJobStep",
     "OrthancPluginJobStop",
     "OrthancPluginJobReset",

@@ -12,14 +12,16 @@ import threading
 from .._generated import api
 from ..core.context import ffi, lib, NULL
 from ..core.convert import (text, _ctx, _str, _int, _own, _take_string, release_ownership, handle_pointer,
-                            pointer_handle)
+                            pointer_handle, buffer_into)
 from ..core.log import log_error, log_exception
 from .registry import (STORE, ERR_SUCCESS, ERR_PLUGIN, c_entry, new_handle, append, sdk_entry,
-                       on_shutdown)
+                       on_shutdown, has_entry)
 
 __all__ = ['CreateJob', 'Job_SubmitJob', 'RegisterJobsUnserializer']
 
 JOB_SUCCESS, JOB_FAILURE, JOB_CONTINUE = 1, 2, 3            # OrthancPluginJobStepStatus
+# OrthancPluginCreateJob2 (SDK 1.11.3+) where the SDK has it; the script sees no difference
+_CREATE_JOB2 = has_entry("OrthancPluginCreateJob2")
 _JOBS = {}   # handle -> _JobState; jobs live in Orthanc's engine, so they outlive a registry reset
 
 
@@ -70,11 +72,18 @@ def CreateJob(job_type, step, progress=None, content=None, serialized=None, stop
     c_type = _str(job_type, "job_type")
     h = new_handle()
     _JOBS[h] = state
-    p = lib.OrthancPluginCreateJob(
-        _ctx(), handle_pointer(h), lib.pythanc_OrthancPluginJobFinalize, c_type,
-        lib.pythanc_OrthancPluginJobGetProgress, lib.pythanc_OrthancPluginJobGetContent,
-        lib.pythanc_OrthancPluginJobGetSerialized, lib.pythanc_OrthancPluginJobStep,
-        lib.pythanc_OrthancPluginJobStop, lib.pythanc_OrthancPluginJobReset)
+    if _CREATE_JOB2:   # SDK 1.11.3+: content and serialised form written into memory buffers
+        p = lib.OrthancPluginCreateJob2(
+            _ctx(), handle_pointer(h), lib.pythanc_OrthancPluginJobFinalize, c_type,
+            lib.pythanc_OrthancPluginJobGetProgress, lib.pythanc_OrthancPluginJobGetContent2,
+            lib.pythanc_OrthancPluginJobGetSerialized2, lib.pythanc_OrthancPluginJobStep,
+            lib.pythanc_OrthancPluginJobStop, lib.pythanc_OrthancPluginJobReset)
+    else:              # the deprecated form: Orthanc copies the strings that the callbacks return
+        p = lib.OrthancPluginCreateJob(
+            _ctx(), handle_pointer(h), lib.pythanc_OrthancPluginJobFinalize, c_type,
+            lib.pythanc_OrthancPluginJobGetProgress, lib.pythanc_OrthancPluginJobGetContent,
+            lib.pythanc_OrthancPluginJobGetSerialized, lib.pythanc_OrthancPluginJobStep,
+            lib.pythanc_OrthancPluginJobStop, lib.pythanc_OrthancPluginJobReset)
     if p == NULL:
         _JOBS.pop(h, None)
     return _own(api.Job, p, lib.OrthancPluginFreeJob)
@@ -129,9 +138,7 @@ def pythanc_OrthancPluginJobGetProgress(job):
 @ffi.def_extern()
 def pythanc_OrthancPluginJobGetContent(job):
     try:
-        state = _job(job)
-        value = {} if state.content is None else state.content()
-        return state.keep(_json_text({} if value is None else value, "content"))
+        return _job(job).keep(_content(job))
     except BaseException:
         log_exception("Python job content callback")
         try:
@@ -142,13 +149,51 @@ def pythanc_OrthancPluginJobGetContent(job):
 
 @c_entry("Python job serialized callback", NULL)
 def pythanc_OrthancPluginJobGetSerialized(job):
+    text_ = _serialized(job)
+    return NULL if text_ is None else _job(job).keep(text_)
+
+
+def _content(job):
+    state = _job(job)
+    value = {} if state.content is None else state.content()
+    return _json_text({} if value is None else value, "content")
+
+
+def _serialized(job):
+    """The job's serialised form (a JSON ``str``), or ``None`` if it is not saved."""
     state = _job(job)
     if state.serialized is None:
-        return NULL
+        return None
     value = state.serialized()
+    return None if value is None else _json_text(value, "serialized")
+
+
+def _utf8(value):
+    return value.encode("utf-8", "surrogateescape").replace(b"\0", b"")
+
+
+@ffi.def_extern() if has_entry("pythanc_OrthancPluginJobGetContent2") else (lambda fn: fn)
+def pythanc_OrthancPluginJobGetContent2(target, job):
+    try:
+        value = _content(job)
+    except BaseException:
+        log_exception("Python job content callback")
+        value = "{}"
+    try:
+        buffer_into(target, _utf8(value), "content")
+        return ERR_SUCCESS
+    except BaseException:
+        log_exception("Python job content callback")
+        return ERR_PLUGIN
+
+
+@c_entry("Python job serialized callback", -1, newer_sdk=True)
+def pythanc_OrthancPluginJobGetSerialized2(target, job):
+    value = _serialized(job)
     if value is None:
-        return NULL
-    return state.keep(_json_text(value, "serialized"))
+        return 0            # not saved
+    buffer_into(target, _utf8(value), "serialized")
+    return 1
 
 
 @c_entry("Python job step callback", JOB_FAILURE)

@@ -43,10 +43,14 @@ from ..core.convert import _check
 from ..core.log import log_exception
 
 
-def c_entry(what, error):
+def c_entry(what, error, newer_sdk=False):
     """Decorator that makes ``fn`` the C entry point of its name (``@ffi.def_extern``): whatever it
     raises is logged with its traceback as an error of ``what`` (in Orthanc's log), and ``error``
-    (a number, or ``NULL`` for a pointer) is returned to Orthanc, so that nothing escapes into C."""
+    (a number, or ``NULL`` for a pointer) is returned to Orthanc, so that nothing escapes into C.
+
+    ``newer_sdk``: the entry point's callback type is of an SDK newer than the oldest one pythanc
+    builds on; where the installed header lacks it (so the library has no such entry point), the
+    function stays plain Python, never called by Orthanc."""
     def decorate(fn):
         @functools.wraps(fn)
         def entry(*args):
@@ -55,8 +59,16 @@ def c_entry(what, error):
             except BaseException:
                 log_exception(what)
                 return error
+        if newer_sdk and not has_entry(fn.__name__):
+            return entry
         return ffi.def_extern(error=error)(entry)   # cffi's error value, should even the logging fail
     return decorate
+
+
+def has_entry(name):
+    """True if the plugin library has the C entry point or SDK function ``name`` (the installed
+    header declares it)."""
+    return lib is not None and hasattr(lib, name)
 
 
 def check_callable(fn, description):
