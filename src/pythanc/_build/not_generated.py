@@ -70,8 +70,9 @@ INTERNAL = {
     "OrthancPluginFreeMemoryBuffer": "every memory buffer is copied into Python bytes, then freed",
     "OrthancPluginFreeMemoryBuffer64": "every 64-bit memory buffer is copied into Python bytes, then freed",
     "OrthancPluginCheckVersion": "called at initialisation; also generated as orthanc.CheckVersion",
-    "OrthancPluginCreateJob2": "orthanc.CreateJob uses it where the SDK has it (the job's content and serialised "
-                               "form are written into memory buffers); OrthancPluginCreateJob otherwise",
+    "OrthancPluginCreateJob2": "orthanc.CreateJob uses it where the SDK has it, for the jobs that are not saved "
+                               "(Orthanc up to 1.13.0 at least reads the serialised form of such a job through "
+                               "its content callback); OrthancPluginCreateJob otherwise",
 }
 
 # The SDK version that introduced a C function named in the tables of this file, for the functions

@@ -20,7 +20,8 @@ from .registry import (STORE, ERR_SUCCESS, ERR_PLUGIN, c_entry, new_handle, appe
 __all__ = ['CreateJob', 'Job_SubmitJob', 'RegisterJobsUnserializer']
 
 JOB_SUCCESS, JOB_FAILURE, JOB_CONTINUE = 1, 2, 3            # OrthancPluginJobStepStatus
-# OrthancPluginCreateJob2 (SDK 1.11.3+) where the SDK has it; the script sees no difference
+# OrthancPluginCreateJob2 (SDK 1.11.3+) where the SDK has it, for the jobs that are not saved (see
+# CreateJob); the script sees no difference
 _CREATE_JOB2 = has_entry("OrthancPluginCreateJob2")
 _JOBS = {}   # handle -> _JobState; jobs live in Orthanc's engine, so they outlive a registry reset
 
@@ -56,7 +57,12 @@ def CreateJob(job_type, step, progress=None, content=None, serialized=None, stop
       finished...); ``reset()``: a stopped job is started again.
 
     The returned ``orthanc.Job`` is owned by Python until ``SubmitJob`` hands it over to Orthanc
-    (the object is then invalid); a job that is never submitted is freed with the object."""
+    (the object is then invalid); a job that is never submitted is freed with the object.
+
+    Where the SDK has it (1.11.3+), a job without ``serialized`` is made by
+    ``OrthancPluginCreateJob2``; a job with one by the deprecated ``OrthancPluginCreateJob`` (for
+    which Orthanc logs a warning), because Orthanc (up to 1.13.0 at least) never saves a job made
+    by the former."""
     if not callable(step):
         raise TypeError("Expected a callback function for the step of the job")
     for name, fn in (("progress", progress), ("content", content), ("serialized", serialized),
@@ -72,7 +78,10 @@ def CreateJob(job_type, step, progress=None, content=None, serialized=None, stop
     c_type = _str(job_type, "job_type")
     h = new_handle()
     _JOBS[h] = state
-    if _CREATE_JOB2:   # SDK 1.11.3+: content and serialised form written into memory buffers
+    if _CREATE_JOB2 and serialized is None:
+        # SDK 1.11.3+: the content is written into a memory buffer.  Not for a job that is saved:
+        # Orthanc (up to 1.13.0 at least) asks a job made by OrthancPluginCreateJob2 for its
+        # serialised form through its *content* callback, and the job is then never saved.
         p = lib.OrthancPluginCreateJob2(
             _ctx(), handle_pointer(h), lib.pythanc_OrthancPluginJobFinalize, c_type,
             lib.pythanc_OrthancPluginJobGetProgress, lib.pythanc_OrthancPluginJobGetContent2,
@@ -172,19 +181,15 @@ def _utf8(value):
     return value.encode("utf-8", "surrogateescape").replace(b"\0", b"")
 
 
-@ffi.def_extern() if has_entry("pythanc_OrthancPluginJobGetContent2") else (lambda fn: fn)
+@c_entry("Python job content callback", ERR_PLUGIN, newer_sdk=True)
 def pythanc_OrthancPluginJobGetContent2(target, job):
     try:
         value = _content(job)
-    except BaseException:
+    except BaseException:   # as with OrthancPluginCreateJob: logged, and the content is {}
         log_exception("Python job content callback")
         value = "{}"
-    try:
-        buffer_into(target, _utf8(value), "content")
-        return ERR_SUCCESS
-    except BaseException:
-        log_exception("Python job content callback")
-        return ERR_PLUGIN
+    buffer_into(target, _utf8(value), "content")
+    return ERR_SUCCESS
 
 
 @c_entry("Python job serialized callback", -1, newer_sdk=True)
