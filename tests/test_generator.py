@@ -39,15 +39,6 @@ def _header_version(path):
 HEADERS = _headers()
 
 
-def _sdk_functions(path):
-    with open(path) as f:
-        return set(re.findall(r"\bORTHANC_PLUGIN_INLINE\b[^;{}()]*?\b(OrthancPlugin\w+)\s*\(", f.read()))
-
-
-# the SDK functions of every header under test
-ALL_SDK_FUNCTIONS = set().union(*map(_sdk_functions, HEADERS))
-
-
 @pytest.fixture(scope="module", params=HEADERS, ids=lambda h: ".".join(map(str, _header_version(h))))
 def model(request):
     return sdkmodel.parse(request.param)
@@ -217,15 +208,6 @@ def test_official_71_names_exist_exactly_when_their_c_function_does(api_tree, mo
     assert checked >= 200
 
 
-def _every_header_function():
-    """The functions that any of the headers under test defines."""
-    found = set()
-    for h in HEADERS:
-        with open(h) as f:
-            found.update(_inline_definitions(f.read()))
-    return found
-
-
 def test_coverage_bar(model):
     cov = generate.coverage(model)
     assert cov["functions"] == len(model["functions"])
@@ -243,13 +225,23 @@ def test_coverage_bar(model):
     # every hand-written/internal entry names a real SDK function; the functions that take callbacks and
     # have no hand-written code are exactly those of TO_HANDWRITE that the header has
     names = {f["name"] for f in model["functions"]}
-    for table in (not_generated.INTERNAL, not_generated.IMPLICIT_BUFFER_SIZES):
-        assert set(table) <= names
-    # a hand-written function that this header lacks is a newer SDK's: one of the headers under test
-    # has it, or (only the installed header under test) the official 7.1 module has its Python names
-    official_71 = _reference("7.1")["functions"]
-    for c in set(not_generated.HANDWRITTEN) - names:
-        assert c in _every_header_function() or all(n in official_71 for n in not_generated.HANDWRITTEN[c]), c
+    # an entry of these tables that this header lacks is a newer SDK's, with its version in SINCE_SDK
+    since = not_generated.SINCE_SDK
+    version = tuple(model["sdk_version"])
+    for table in (not_generated.HANDWRITTEN, not_generated.INTERNAL, not_generated.NOT_APPLICABLE,
+                  not_generated.TO_HANDWRITE, not_generated.IMPLICIT_BUFFER_SIZES):
+        for c in table:
+            if c in names:
+                assert since.get(c, (0,)) <= version, (c, since.get(c), version)
+            else:
+                assert c in since and since[c] > version, (c, "absent from the header: not in SINCE_SDK")
+    # SINCE_SDK agrees with the header's own ORTHANC_PLUGIN_SINCE_SDK marks (newer headers have them)
+    with open(model["header"]) as f:
+        text = f.read()
+    for c, v in since.items():
+        m = re.search(r'ORTHANC_PLUGIN_SINCE_SDK\("?([\d.]+)"?\)[^;{}]*?\b%s\s*\(' % c, text)
+        if m:
+            assert tuple(map(int, m.group(1).split("."))) == v, (c, m.group(1), v)
     assert {r[0] for r in cov["rows"] if r[1] == "to hand-write"} == set(not_generated.TO_HANDWRITE) & names
     assert {r[0] for r in cov["rows"] if r[1] == "not applicable"} == set(not_generated.NOT_APPLICABLE) & names
     assert not set(not_generated.TO_HANDWRITE) & set(not_generated.HANDWRITTEN)

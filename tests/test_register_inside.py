@@ -155,6 +155,7 @@ CALL = {
     "RegisterAuditLogHandler": lambda ctx, i: orthanc.RegisterAuditLogHandler(nothing),
     "RegisterStorageArea": lambda ctx, i: orthanc.RegisterStorageArea(nothing, nothing, nothing),
     "RegisterStorageArea2": lambda ctx, i: orthanc.RegisterStorageArea2(nothing, nothing, None, nothing),
+    "RegisterStorageArea3": lambda ctx, i: orthanc.RegisterStorageArea3(nothing, nothing, nothing),
     "RegisterRefreshMetricsCallback": lambda ctx, i: orthanc.RegisterRefreshMetricsCallback(
         lambda: count("metrics")),
     "RegisterStorageCommitmentScpCallback": lambda ctx, i: orthanc.RegisterStorageCommitmentScpCallback(
@@ -292,8 +293,12 @@ FIRST_AT_START_ONLY = {
 AT_START_ONLY = {
     "RegisterStorageArea": "Orthanc chooses its storage area when it starts",
     "RegisterStorageArea2": "Orthanc chooses its storage area when it starts",
+    "RegisterStorageArea3": "Orthanc chooses its storage area when it starts",
     "RegisterWebDavCollection": "Orthanc mounts the WebDAV collections of plugins only when its HTTP server starts",
 }
+# The registrations of an SDK newer than the oldest supported (1.10): the module has them only where
+# the installed header has their C function.
+NEWER_SDK = {"RegisterStorageArea3": "OrthancPluginRegisterStorageArea3"}
 ONCE = {"RegisterStorageCommitmentScpCallback": "RuntimeError: Can only register once for storage commitment SCP"}
 # SDK 1.12.10+: the versions 2 of the DICOM handlers.  Orthanc takes one handler of each kind, of
 # either version: after the version 1 (at import, or earlier in the same context: Register* are
@@ -382,8 +387,9 @@ def test_every_register_function_inside_every_callback(orthanc_server, write_scr
     found = results()
     assert sorted(found) == sorted(CONTEXTS)
     names = sorted(found["rest"])
-    assert names == sorted(KINDS_AT_IMPORT | ANY_TIME | AS_AT_IMPORT | set(FIRST_AT_START_ONLY) |
-                           set(AT_START_ONLY) | set(ONCE) | set(EXCLUDED))
+    assert names == sorted(n for n in KINDS_AT_IMPORT | ANY_TIME | AS_AT_IMPORT | set(FIRST_AT_START_ONLY) |
+                           set(AT_START_ONLY) | set(ONCE) | set(EXCLUDED)
+                           if NEWER_SDK.get(n, "") in SDK_FUNCTIONS | {""})
     at_import = get(server, "/results").json()["import"]
     for name in AS_AT_IMPORT:
         assert at_import[name].startswith(expected(name)), at_import

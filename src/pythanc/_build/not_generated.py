@@ -10,7 +10,8 @@ functions that take SDK callbacks and wait for hand-written run-time code.
 ``pythanc coverage`` prints this table.
 
 The generator also reads ``EXTERN_PYTHON``: the SDK callback types for which
-the plugin library gets a C entry point implemented in Python.
+the plugin library gets a C entry point implemented in Python (those the
+header lacks are left out).
 """
 
 # C function -> Python entry point(s) that call it.  "Class.Method" for methods.
@@ -28,6 +29,7 @@ HANDWRITTEN = {
     "OrthancPluginRegisterMoveCallback": ["RegisterMoveCallback", "RegisterMoveCallback2"],
     "OrthancPluginRegisterStorageArea": ["RegisterStorageArea"],
     "OrthancPluginRegisterStorageArea2": ["RegisterStorageArea2"],
+    "OrthancPluginRegisterStorageArea3": ["RegisterStorageArea3"],
     "OrthancPluginRegisterRefreshMetricsCallback": ["RegisterRefreshMetricsCallback"],
     "OrthancPluginRegisterStorageCommitmentScpCallback": ["RegisterStorageCommitmentScpCallback"],
     # SDK 1.12.10+ (Debian: 1.13.0): the same handlers, given the DICOM connection (orthanc.DicomConnection);
@@ -72,6 +74,8 @@ HANDWRITTEN = {
     "OrthancPluginEncodeDicomWebXml2": ["EncodeDicomWebXml2"],
     "OrthancPluginGetInstanceDicomWebJson": ["DicomInstance.GetInstanceDicomWebJson"],
     "OrthancPluginGetInstanceDicomWebXml": ["DicomInstance.GetInstanceDicomWebXml"],
+    # the official module returns the tuple (0, 1 if the status changed else 0), not a Boolean
+    "OrthancPluginSetStableStatus": ["SetStableStatus"],
 }
 
 # Called by pythanc on the user's behalf: reachable, but not a name of their own.
@@ -80,6 +84,26 @@ INTERNAL = {
     "OrthancPluginFreeMemoryBuffer": "every memory buffer is copied into Python bytes, then freed",
     "OrthancPluginFreeMemoryBuffer64": "every 64-bit memory buffer is copied into Python bytes, then freed",
     "OrthancPluginCheckVersion": "called at initialisation; also generated as orthanc.CheckVersion",
+    "OrthancPluginCreateJob2": "orthanc.CreateJob uses it where the SDK has it, for the jobs that are not saved "
+                               "(Orthanc up to 1.13.0 at least reads the serialised form of such a job through "
+                               "its content callback); OrthancPluginCreateJob otherwise",
+}
+
+# The SDK version that introduced each C function of these tables that the oldest supported header
+# (Orthanc 1.10.1) lacks: a header older than that has no such function, and pythanc no name for it.
+# (Newer headers mark their functions with ORTHANC_PLUGIN_SINCE_SDK; tests/test_generator.py checks
+# this table against those marks and against every header under test.)
+SINCE_SDK = {
+    "OrthancPluginCreateJob2": (1, 11, 3),
+    "OrthancPluginRegisterDatabaseBackendV4": (1, 12, 0),
+    "OrthancPluginRegisterStorageArea3": (1, 12, 8),
+    "OrthancPluginRegisterAuditLogHandler": (1, 12, 9),
+    "OrthancPluginRegisterHttpAuthentication": (1, 12, 9),
+    "OrthancPluginSetStableStatus": (1, 12, 9),
+    "OrthancPluginRegisterFindCallback2": (1, 12, 10),
+    "OrthancPluginRegisterWorklistCallback2": (1, 12, 10),
+    "OrthancPluginRegisterMoveCallback2": (1, 12, 10),
+    "OrthancPluginRegisterStorageCommitmentScpCallback2": (1, 12, 10),
 }
 
 # No Python form, with the reason.
@@ -102,11 +126,7 @@ NOT_APPLICABLE = {
 # generates a function that takes a callback): C function -> the Python name it will have (the
 # official module's name where it has one).  ``pythanc coverage`` lists them as "to hand-write".
 TO_HANDWRITE = {
-    # SDK 1.12.0+: a job whose content and serialisation are written into memory buffers;
-    # orthanc.CreateJob (OrthancPluginCreateJob, deprecated since 1.12.0) could use it
-    "OrthancPluginCreateJob2": "CreateJob",
-    # SDK 1.12.8+ (Debian: 1.13.0)
-    "OrthancPluginRegisterStorageArea3": "RegisterStorageArea3",
+    # none: every function of the three supported headers that takes a callback is hand-written
 }
 
 # Names of the official module kept as aliases of another method: "Class.alias" -> "Class.method".
@@ -153,6 +173,9 @@ EXTERN_PYTHON = [
     "OrthancPluginStorageReadWhole",
     "OrthancPluginStorageReadRange",
     "OrthancPluginStorageRemove",
+    "OrthancPluginStorageCreate2",        # SDK 1.12.8+ (an entry point exists only if the header has its type)
+    "OrthancPluginStorageReadRange2",
+    "OrthancPluginStorageRemove2",
     "OrthancPluginRefreshMetricsCallback",
     "OrthancPluginStorageCommitmentFactory",
     "OrthancPluginStorageCommitmentDestructor",
@@ -178,6 +201,8 @@ EXTERN_PYTHON = [
     "OrthancPluginJobGetProgress",
     "OrthancPluginJobGetContent",
     "OrthancPluginJobGetSerialized",
+    "OrthancPluginJobGetContent2",        # SDK 1.11.3+
+    "OrthancPluginJobGetSerialized2",
     "OrthancPluginJobStep",
     "OrthancPluginJobStop",
     "OrthancPluginJobReset",

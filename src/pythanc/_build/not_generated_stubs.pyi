@@ -61,6 +61,12 @@ def RegisterStorageArea(create: Callable[[str, int, bytes], Any], read: Callable
 def RegisterStorageArea2(create: Callable[[str, int, bytes], Any], read_whole: Callable[[str, int], bytes],
                          read_range: Callable[[str, int, int, int], bytes], remove: Callable[[str, int], Any]) -> None:
     """pythanc: ``RegisterStorageArea`` with range reads, ``read_range(uuid, type, start, size)``."""
+def RegisterStorageArea3(create: Callable[[str, int, int, bytes, Optional[DicomInstance]], Tuple[int, Optional[bytes]]],
+                         read: Callable[[str, int, int, int, bytes], Tuple[int, bytes]],
+                         remove: Callable[[str, int, bytes], int]) -> None:
+    """Replace Orthanc's storage area with one whose files carry custom data: ``create(uuid, type, compression,
+    data, instance)`` returns ``(errorCode, customData)``, ``read(uuid, type, start, size, customData)``
+    ``(errorCode, data)`` and ``remove(uuid, type, customData)`` an error code."""
 def RegisterRefreshMetricsCallback(callback: Callable[[], Any]) -> None:
     """Call ``callback()`` whenever Orthanc's metrics are read."""
 def RegisterStorageCommitmentScpCallback(scp: Callable[..., Any], lookup: Callable[[str, str, Any], int]) -> None:
@@ -119,3 +125,5 @@ def EncodeDicomWebXml2(dicom: _Buffer) -> str:
     """Convert a DICOM file to DICOMweb XML."""
 def GetCommandLineArgument(argument: int) -> str:
     """The command-line argument of Orthanc at index ``argument``; ``ValueError`` if there is none."""
+def SetStableStatus(resourceId: str, stableStatus: int) -> Tuple[int, int]:
+    """Force a resource stable or unstable; returns ``(0, 1)`` if its status changed, ``(0, 0)`` otherwise."""

@@ -12,14 +12,17 @@ import threading
 from .._generated import api
 from ..core.context import ffi, lib, NULL
 from ..core.convert import (text, _ctx, _str, _int, _own, _take_string, release_ownership, handle_pointer,
-                            pointer_handle)
+                            pointer_handle, buffer_into)
 from ..core.log import log_error, log_exception
 from .registry import (STORE, ERR_SUCCESS, ERR_PLUGIN, c_entry, new_handle, append, sdk_entry,
-                       on_shutdown)
+                       on_shutdown, sdk_has)
 
 __all__ = ['CreateJob', 'Job_SubmitJob', 'RegisterJobsUnserializer']
 
 JOB_SUCCESS, JOB_FAILURE, JOB_CONTINUE = 1, 2, 3            # OrthancPluginJobStepStatus
+# OrthancPluginCreateJob2 (SDK 1.11.3+) where the SDK has it, for the jobs that are not saved (see
+# CreateJob); the script sees no difference
+_CREATE_JOB2 = sdk_has("OrthancPluginCreateJob2")
 _JOBS = {}   # handle -> _JobState; jobs live in Orthanc's engine, so they outlive a registry reset
 
 
@@ -54,7 +57,12 @@ def CreateJob(job_type, step, progress=None, content=None, serialized=None, stop
       finished...); ``reset()``: a stopped job is started again.
 
     The returned ``orthanc.Job`` is owned by Python until ``SubmitJob`` hands it over to Orthanc
-    (the object is then invalid); a job that is never submitted is freed with the object."""
+    (the object is then invalid); a job that is never submitted is freed with the object.
+
+    Where the SDK has it (1.11.3+), a job without ``serialized`` is made by
+    ``OrthancPluginCreateJob2``; a job with one by the deprecated ``OrthancPluginCreateJob`` (for
+    which Orthanc logs a warning), because Orthanc (up to 1.13.0 at least) never saves a job made
+    by the former."""
     if not callable(step):
         raise TypeError("Expected a callback function for the step of the job")
     for name, fn in (("progress", progress), ("content", content), ("serialized", serialized),
@@ -70,11 +78,21 @@ def CreateJob(job_type, step, progress=None, content=None, serialized=None, stop
     c_type = _str(job_type, "job_type")
     h = new_handle()
     _JOBS[h] = state
-    p = lib.OrthancPluginCreateJob(
-        _ctx(), handle_pointer(h), lib.pythanc_OrthancPluginJobFinalize, c_type,
-        lib.pythanc_OrthancPluginJobGetProgress, lib.pythanc_OrthancPluginJobGetContent,
-        lib.pythanc_OrthancPluginJobGetSerialized, lib.pythanc_OrthancPluginJobStep,
-        lib.pythanc_OrthancPluginJobStop, lib.pythanc_OrthancPluginJobReset)
+    if _CREATE_JOB2 and serialized is None:
+        # SDK 1.11.3+: the content is written into a memory buffer.  Not for a job that is saved:
+        # Orthanc (up to 1.13.0 at least) asks a job made by OrthancPluginCreateJob2 for its
+        # serialised form through its *content* callback, and the job is then never saved.
+        p = lib.OrthancPluginCreateJob2(
+            _ctx(), handle_pointer(h), lib.pythanc_OrthancPluginJobFinalize, c_type,
+            lib.pythanc_OrthancPluginJobGetProgress, lib.pythanc_OrthancPluginJobGetContent2,
+            lib.pythanc_OrthancPluginJobGetSerialized2, lib.pythanc_OrthancPluginJobStep,
+            lib.pythanc_OrthancPluginJobStop, lib.pythanc_OrthancPluginJobReset)
+    else:              # the deprecated form: Orthanc copies the strings that the callbacks return
+        p = lib.OrthancPluginCreateJob(
+            _ctx(), handle_pointer(h), lib.pythanc_OrthancPluginJobFinalize, c_type,
+            lib.pythanc_OrthancPluginJobGetProgress, lib.pythanc_OrthancPluginJobGetContent,
+            lib.pythanc_OrthancPluginJobGetSerialized, lib.pythanc_OrthancPluginJobStep,
+            lib.pythanc_OrthancPluginJobStop, lib.pythanc_OrthancPluginJobReset)
     if p == NULL:
         _JOBS.pop(h, None)
     return _own(api.Job, p, lib.OrthancPluginFreeJob)
@@ -129,9 +147,7 @@ def pythanc_OrthancPluginJobGetProgress(job):
 @ffi.def_extern()
 def pythanc_OrthancPluginJobGetContent(job):
     try:
-        state = _job(job)
-        value = {} if state.content is None else state.content()
-        return state.keep(_json_text({} if value is None else value, "content"))
+        return _job(job).keep(_content(job))
     except BaseException:
         log_exception("Python job content callback")
         try:
@@ -142,13 +158,47 @@ def pythanc_OrthancPluginJobGetContent(job):
 
 @c_entry("Python job serialized callback", NULL)
 def pythanc_OrthancPluginJobGetSerialized(job):
+    text_ = _serialized(job)
+    return NULL if text_ is None else _job(job).keep(text_)
+
+
+def _content(job):
+    state = _job(job)
+    value = {} if state.content is None else state.content()
+    return _json_text({} if value is None else value, "content")
+
+
+def _serialized(job):
+    """The job's serialised form (a JSON ``str``), or ``None`` if it is not saved."""
     state = _job(job)
     if state.serialized is None:
-        return NULL
+        return None
     value = state.serialized()
+    return None if value is None else _json_text(value, "serialized")
+
+
+def _utf8(value):
+    return value.encode("utf-8", "surrogateescape").replace(b"\0", b"")
+
+
+@c_entry("Python job content callback", ERR_PLUGIN)
+def pythanc_OrthancPluginJobGetContent2(target, job):
+    try:
+        value = _content(job)
+    except BaseException:   # as with OrthancPluginCreateJob: logged, and the content is {}
+        log_exception("Python job content callback")
+        value = "{}"
+    buffer_into(target, _utf8(value), "content")
+    return ERR_SUCCESS
+
+
+@c_entry("Python job serialized callback", -1)
+def pythanc_OrthancPluginJobGetSerialized2(target, job):
+    value = _serialized(job)
     if value is None:
-        return NULL
-    return state.keep(_json_text(value, "serialized"))
+        return 0            # not saved
+    buffer_into(target, _utf8(value), "serialized")
+    return 1
 
 
 @c_entry("Python job step callback", JOB_FAILURE)

@@ -46,7 +46,9 @@ from ..core.log import log_exception
 def c_entry(what, error):
     """Decorator that makes ``fn`` the C entry point of its name (``@ffi.def_extern``): whatever it
     raises is logged with its traceback as an error of ``what`` (in Orthanc's log), and ``error``
-    (a number, or ``NULL`` for a pointer) is returned to Orthanc, so that nothing escapes into C."""
+    (a number, or ``NULL`` for a pointer) is returned to Orthanc, so that nothing escapes into C.  A callback type of a newer SDK than the installed
+    header's has no C entry point in the library: the function then stays plain Python, never
+    called by Orthanc."""
     def decorate(fn):
         if not sdk_has(fn.__name__):
             return fn   # a callback type of a newer SDK than the installed one: no C entry point

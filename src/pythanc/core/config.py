@@ -3,7 +3,7 @@
 Top-level ``PythonScript`` and ``PythonVerbose`` (the official plugin's names), and the ``"Python"``
 section: ``Path`` and ``Verbose`` (aliases, the top-level keys win), ``Scripts``, ``VirtualEnv``,
 ``Reload``, ``Workers``, ``WorkerTimeout``, ``RestThreads`` and ``LoggingLevel`` (pythanc's own; see the
-README).
+README), ``AllowThreads`` and ``DisplayMemoryUsage`` (the official plugin's).
 A wrong type is a :class:`ConfigError`, which stops the plugin with a message that names the option.
 """
 
@@ -75,9 +75,14 @@ def read_configuration():
             raise ConfigError('The configuration option "Python.LoggingLevel" is not one of %s as expected'
                               % ", ".join('"%s"' % x for x in LOGGING_LEVELS))
         logging_level = logging_level.upper()
+    # the official plugin's options: AllowThreads (pythanc always releases the GIL in SDK calls, so
+    # it changes nothing) and DisplayMemoryUsage (Python's memory, traced, in the log each second)
+    allow_threads = option(section.get("AllowThreads"), bool, "Python.AllowThreads")
+    memory = bool(option(section.get("DisplayMemoryUsage"), bool, "Python.DisplayMemoryUsage"))
     return {"script": script, "scripts": scripts, "verbose": verbose, "section": section,
             "venv": venv, "reload": reload_, "workers": workers, "worker_timeout": timeout,
-            "rest_threads": rest_threads, "logging_level": logging_level}
+            "rest_threads": rest_threads, "logging_level": logging_level, "allow_threads": allow_threads,
+            "display_memory_usage": memory}
 
 
 def use_virtualenv(path):

@@ -12,12 +12,14 @@ imports every callback family, whose C entry points thereby exist.
 
 import os
 import sys
+import threading
+import tracemalloc
 
 from ..callbacks import registry
 from ..core.config import ConfigError, read_configuration, use_virtualenv
 from ..core.context import STATE, ffi, lib
 from ..core import tracebacks
-from ..core.log import log_error, log_warning, log_exception, install_logging
+from ..core.log import log_error, log_warning, log_info, log_exception, install_logging
 from ..core.script_env import keep_fork_start_method
 from ..workers import pool
 from . import reload
@@ -27,6 +29,41 @@ from .scripts import load_script
 CHILD_FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workers", "child")
 
 _loaded = {"modules": [], "paths": {}}
+_memory = {"thread": None, "stop": None}   # the thread of Python.DisplayMemoryUsage
+
+MEMORY_PERIOD = 1.0   # seconds between two lines of Python.DisplayMemoryUsage, as the official plugin
+
+
+def _display_memory_usage(stop):
+    """``Python.DisplayMemoryUsage``: the official plugin's line, each second, with the memory that
+    Python's allocations hold (traced by ``tracemalloc`` since the plugin started), into Orthanc's
+    log at warning level (the official plugin prints it on the standard output, always shown)."""
+    while True:
+        try:
+            log_warning("Python memory usage: %0.03fMB" % (tracemalloc.get_traced_memory()[0] / (1024.0 * 1024.0)))
+        except BaseException:
+            log_exception("Python.DisplayMemoryUsage")
+        if stop.wait(MEMORY_PERIOD):
+            return
+
+
+def _start_memory_display():
+    _stop_memory_display()
+    if not tracemalloc.is_tracing():
+        tracemalloc.start()
+    stop = threading.Event()
+    t = threading.Thread(target=_display_memory_usage, args=(stop,), name="PY-MEMORY", daemon=True)
+    _memory.update(thread=t, stop=stop)
+    t.start()
+
+
+def _stop_memory_display():
+    t, stop = _memory["thread"], _memory["stop"]
+    _memory.update(thread=None, stop=None)
+    if t is not None:
+        stop.set()
+        t.join(10)
+        tracemalloc.stop()
 
 
 @ffi.def_extern(error=0)
@@ -41,6 +78,11 @@ def pythanc_initialize(context):
             return 1
         if options["venv"]:
             use_virtualenv(options["venv"])
+        if options["allow_threads"] is not None:
+            log_info('pythanc always releases the GIL while it calls Orthanc (as the official plugin does with '
+                     '"Python.AllowThreads": true): the option "Python.AllowThreads" changes nothing')
+        if options["display_memory_usage"]:
+            _start_memory_display()
         module = orthanc_module()
         sys.modules["orthanc"] = module
         set_verbose(module, options["verbose"])
@@ -77,6 +119,7 @@ def pythanc_finalize():
     try:
         log_warning("Python plugin is finalizing")
         reload.stop()
+        _stop_memory_display()
         registry.shutdown()
         pool.stop()
         for name in _loaded["modules"]:

@@ -23,7 +23,7 @@ __all__ = ["DicomInstance_GetInstanceData", "DicomInstance_GetInstanceDicomWebJs
            "EncodeDicomWebJson2", "EncodeDicomWebXml2", "Image_GetImageBuffer", "CreateImageFromBuffer", "CreateImageAccessor",
            "FindQuery_GetFindQueryTagGroup", "FindQuery_GetFindQueryTagElement", "LookupDictionary",
            "RestOutput_SendHttpStatus", "RestOutput_SendMultipartItem2", "RestApiGet2", "HttpClient",
-           "CallRestApi", "Peers_CallPeerApi", "GetCommandLineArgument", "ChunkedHttpClient"]
+           "CallRestApi", "Peers_CallPeerApi", "GetCommandLineArgument", "ChunkedHttpClient", "SetStableStatus"]
 
 
 # ---- DicomInstance ------------------------------------------------------------------------------
@@ -429,3 +429,20 @@ def ChunkedHttpClient(method, url, headers=None, body=None, answer=None, usernam
         raise t.error
     _check(code)
     return status[0], t.headers, (None if answer is not None else t.chunks)
+
+
+# ---- resources (SDK 1.12.9+) --------------------------------------------------------------------
+
+def SetStableStatus(resourceId, stableStatus):
+    """Change the "Stable" status of a patient, study or series (``resourceId``, Orthanc's ID) to
+    ``orthanc.StableStatus.STABLE`` (0) or ``UNSTABLE`` (1).  Forcing an unstable resource to stable
+    triggers its "Stable..." change now (and the callbacks of ``RegisterOnChangeCallback``); forcing
+    an unstable one keeps it so until it is stable again.
+
+    Returns the tuple ``(0, changed)``, as the official plugin 7.1 does: ``changed`` is ``1`` if the
+    status has changed, ``0`` if the resource already had it.  Raises ``OrthancException`` if
+    Orthanc reports an error (an unknown resource...)."""
+    changed = ffi.new("uint8_t[1]")
+    _check(_lib.OrthancPluginSetStableStatus(_ctx(), changed, _str(resourceId, "resourceId"),
+                                             _int(stableStatus, "stableStatus", 0, 2**31 - 1)))
+    return (0, 1 if changed[0] else 0)

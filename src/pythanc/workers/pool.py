@@ -21,6 +21,7 @@ The Orthanc side, here:
 The worker side and the wire format are in ``pythanc/workers/worker.py``.
 """
 
+import itertools
 import os
 import pickle
 import socket
@@ -249,8 +250,13 @@ def _dispatch(op, name, args, kwargs, targets):
     return fn(*args, **kwargs)
 
 
+_object_keys = itertools.count(1)   # names of the objects that forwarded calls returned (never reused)
+
+
 def _serve(w, targets, deadline, until):
-    """Serve the worker's forwarded calls until it sends one of the ``until`` messages."""
+    """Serve the worker's forwarded calls until it sends one of the ``until`` messages.  An SDK
+    object that a call returns is kept in ``targets`` (so, until the callback or the start-up
+    ends) and the worker gets its name, to forward its methods."""
     ch = w.ch
     while True:
         msg = ch.recv(deadline)
@@ -261,9 +267,13 @@ def _serve(w, targets, deadline, until):
             _, name, args, kwargs = msg
             value = _dispatch(op, name, args, kwargs, targets)
             if isinstance(value, OrthancObject):
-                raise TypeError("orthanc.%s returns an orthanc.%s, which cannot be sent to a worker process"
-                                % (name, type(value).__name__))
-            reply = ("ret", value)
+                # kept here, in Orthanc's process, for the rest of this callback; the worker gets a
+                # proxy whose methods are forwarded to it (a KeysValuesIterator, an Image...)
+                key = "obj%d" % next(_object_keys)
+                targets[key] = value
+                reply = ("obj", type(value).__name__, key)
+            else:
+                reply = ("ret", value)
         except BaseException as e:
             reply = exception_reply(e)
         try:

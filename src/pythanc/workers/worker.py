@@ -211,6 +211,7 @@ class _Worker:
         self.active = False        # True while Orthanc serves this worker's calls
         self.registered = {}       # key -> callback, from Register*(..., worker=True) in this process
         self.registrations = []    # (name, args, kwargs) of every Register* call (recorded only)
+        self.made = []             # proxies of the objects that forwarded calls returned, this callback
         self.orthanc = None
 
     # -- forwarding -----------------------------------------------------------------------------
@@ -231,6 +232,12 @@ class _Worker:
             reply = self.ch.recv()
         if reply[0] == "ret":
             return reply[1]
+        if reply[0] == "obj":   # an SDK object kept in Orthanc's process until the callback ends
+            _, cls, key = reply
+            proxy = self.proxies[cls]._make(key)
+            with self.lock:
+                self.made.append(proxy)
+            return proxy
         _, typename, eargs = reply
         if typename == "OrthancException":
             raise OrthancException(*eargs)
@@ -307,8 +314,8 @@ class _Worker:
                     if not self._valid:
                         raise OrthancException(
                             ERROR_BAD_SEQUENCE_OF_CALLS,
-                            "This orthanc.%s is no longer valid: it was handed to a callback that has "
-                            "returned" % type(self).__name__)
+                            "This orthanc.%s is no longer valid: it was handed to (or made by) a "
+                            "callback that has returned" % type(self).__name__)
                     return worker.call(self._target, name, args, kwargs)
                 method.__name__ = name
                 return method
@@ -400,7 +407,15 @@ class _Worker:
                          tuple(e.args) if type(e).__name__ == "OrthancException" else None)
             with self.lock:
                 self.active = False
+                self.invalidate_made()
                 self.ch.send(reply)
+
+    def invalidate_made(self):
+        """The objects that forwarded calls returned live in Orthanc's process until the callback
+        (or the start-up) ends: their proxies become invalid then."""
+        for proxy in self.made:
+            proxy._valid = False
+        del self.made[:]
 
 
 def _module_info_from_source():
@@ -506,6 +521,7 @@ def main(fd):
         w.ch.send(("fatal", tracebacks.format_exception()))
         return 1
     w.active = False
+    w.invalidate_made()
     w.ch.send(("ready", {"pid": os.getpid(), "registered": len(w.registered)}))
     w.serve()
     return 0
