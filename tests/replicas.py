@@ -32,7 +32,7 @@ class Replicas(list):
     """The Orthanc processes of one test: a list of :class:`OrthancServer`, plus the database's
     name, the shared storage folder and ``add()`` to start one more."""
 
-    def __init__(self, postgres, tmp_path, script, config, python):
+    def __init__(self, postgres, tmp_path, script, config, python, index=None):
         super().__init__()
         self.postgres = postgres
         self.database = postgres.createdb("orthanc_" + uuid.uuid4().hex[:12])
@@ -42,6 +42,7 @@ class Replicas(list):
         self.script = script
         self.config = dict(config or {})
         self.python = python
+        self.index = dict(index or {})
 
     def add(self, name=None, script=None, config=None, start=True):
         name = name or "replica-%s" % "ABCDEFGH"[len(self)]
@@ -51,7 +52,7 @@ class Replicas(list):
             "Name": name,
             "StorageDirectory": self.storage,
             "Plugins": [plugin_path(), postgresql_index_plugin()],
-            "PostgreSQL": self.postgres.index_config(self.database),
+            "PostgreSQL": self.postgres.index_config(self.database, **self.index),
             "StableAge": 1,
         }
         if self.python:
@@ -81,11 +82,11 @@ def replicas(postgres, tmp_path):
     """A factory: ``replicas(n, script=..., config={...}, python={...})`` starts ``n`` Orthanc
     processes one after the other (the first creates the database's schema) on a new database of
     the module's PostgreSQL server and one storage folder; each has pythanc, the script and the
-    PostgreSQL index.  All are stopped by their PID at the end of the test."""
+    PostgreSQL index (``index``: more options of its ``"PostgreSQL"`` section).  All are stopped by their PID at the end of the test."""
     made = []
 
-    def start(n=2, script=None, config=None, python=None):
-        r = Replicas(postgres, tmp_path, script, config, python)
+    def start(n=2, script=None, config=None, python=None, index=None):
+        r = Replicas(postgres, tmp_path, script, config, python, index)
         made.append(r)
         for _ in range(n):
             r.add()

@@ -114,7 +114,7 @@ def no_callback_error(*servers):
         assert "Error in the" not in s.log(), s.log()[-4000:]
 
 
-def make_dicom(i, study=0, patient="REPLICAS"):
+def make_dicom(i, study=0, patient=None):
     """A small DICOM instance (8x8 pixels) with UIDs derived from ``i`` and ``study``; bytes."""
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -127,7 +127,7 @@ def make_dicom(i, study=0, patient="REPLICAS"):
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["replicas-i", str(i)])
     ds.StudyInstanceUID = generate_uid(entropy_srcs=["replicas-study", str(study)])
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=["replicas-series", str(study)])
-    ds.PatientID, ds.PatientName, ds.Modality = patient, "Replicas^Test", "OT"
+    ds.PatientID, ds.PatientName, ds.Modality = patient or "REPLICAS-%d" % study, "Replicas^Test", "OT"
     ds.InstanceNumber = i + 1
     ds.Rows = ds.Columns = 8
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
@@ -268,3 +268,122 @@ def test_concurrent_increments_from_three_replicas(replicas, write_script):
     assert sorted(results) == list(range(1, total + 1))
     assert r[1].get("/studies/%s/metadata/1032" % study).text == str(total)
     no_callback_error(*r)
+
+
+# ---- load ---------------------------------------------------------------------------------------------
+
+LOAD_INSTANCES = 2000
+REST_THREADS = 4
+STORESCU_BATCH = 50
+STORESCU_PROCESSES = 4
+
+
+def test_load_two_replicas_rest_and_cstore_one_restarted(replicas, write_script, tmp_path):
+    """2,000 instances through two replicas at once, half by REST and half by C-STORE (storescu),
+    replica B stopped by its PID mid-load and started again: every instance indexed once, every
+    NewInstance change delivered once, to the script of the replica that made it."""
+    storescu = dcmtk("storescu")
+    r = replicas(2, script=write_script(SCRIPT), config=CHECK_REVISIONS, index={"IndexConnectionsCount": 4})
+    a, b = r
+    files = [make_dicom(i, study=i // 50) for i in range(LOAD_INSTANCES)]
+    half = LOAD_INSTANCES // 2
+    rest_files = files[:half]
+    folder = tmp_path / "cstore"
+    folder.mkdir()
+    batches = []
+    for k in range(0, LOAD_INSTANCES - half, STORESCU_BATCH):
+        paths = []
+        for j, data in enumerate(files[half + k:half + k + STORESCU_BATCH]):
+            p = folder / ("%d.dcm" % (half + k + j))
+            p.write_bytes(data)
+            paths.append(str(p))
+        batches.append(paths)
+    b_down = threading.Event()    # set while B is stopped
+    b_up = threading.Event()
+    b_up.set()
+    retry, errors = [], []        # (server, work) to do again once B is back; unexpected failures
+    lock = threading.Lock()
+
+    def post(server, data):
+        server.post("/instances", data=data, timeout=120).raise_for_status()
+
+    def send_batch(server, paths):
+        proc = __import__("subprocess").run(
+            [storescu, "-aet", "LOAD", "-aec", "ORTHANC", "127.0.0.1", str(server.dicom_port)] + paths,
+            capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError("storescu: %s %s" % (proc.stdout[-500:], proc.stderr[-500:]))
+
+    def rest_client(k):
+        for i in range(k, len(rest_files), REST_THREADS):
+            server = (a, b)[i % 2]
+            if server is b:
+                b_up.wait(300)    # a load balancer sends nothing to a replica it knows is down
+            try:
+                post(server, rest_files[i])
+            except Exception as e:
+                with lock:
+                    (retry if server is b and (b_down.is_set() or not b_up.is_set()) else errors).append(
+                        (server, "post", rest_files[i], e))
+
+    def cstore_client(k):
+        for i in range(k, len(batches), STORESCU_PROCESSES):
+            server = (a, b)[(i // STORESCU_PROCESSES + i) % 2]
+            if server is b:
+                b_up.wait(300)
+            try:
+                send_batch(server, batches[i])
+            except Exception as e:
+                with lock:
+                    (retry if server is b and (b_down.is_set() or not b_up.is_set()) else errors).append(
+                        (server, "cstore", batches[i], e))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=rest_client, args=(k,)) for k in range(REST_THREADS)]
+    threads += [threading.Thread(target=cstore_client, args=(k,)) for k in range(STORESCU_PROCESSES)]
+    for t in threads:
+        t.start()
+    # Mid-load: stop B by its PID once it has stored a quarter of the load, then start it again.
+    wait_until(lambda: len(records(b, "stored")) >= LOAD_INSTANCES // 4, timeout=300, what="B busy")
+    t_busy = time.monotonic()
+    b_up.clear()
+    b_down.set()
+    old_pid = b.process.pid
+    b.stop()
+    b.start()
+    b_down.clear()
+    b_up.set()
+    assert b.process.pid != old_pid
+    t_restarted = time.monotonic()
+    for t in threads:
+        t.join(600)
+    t_joined = time.monotonic()
+    assert not errors, errors[:3]
+    # What failed while B was down is sent again to B (an instance already stored is not stored twice).
+    for server, kind, work, _ in retry:
+        post(server, work) if kind == "post" else send_batch(server, work)
+    ingest_seconds = time.monotonic() - t0
+
+    # Every instance indexed once.
+    assert a.get("/statistics").json()["CountInstances"] == LOAD_INSTANCES
+    changes = new_instance_changes(b)
+    assert len(changes) == len(set(changes)) == LOAD_INSTANCES
+    # Every NewInstance change delivered once, to the replica that made it; the union over the
+    # replicas is /changes.
+    def delivered():
+        return [x[1] for x in records(a, "change") + records(b, "change")]
+    wait_until(lambda: len(delivered()) >= LOAD_INSTANCES, timeout=120, what="every change delivered")
+    got = delivered()
+    assert len(got) == len(set(got)) == LOAD_INSTANCES and set(got) == set(changes)
+    by_a = {x[1] for x in records(a, "change")}
+    by_b = {x[1] for x in records(b, "change")}
+    assert by_a and by_b and not by_a & by_b
+    # Both replicas ran before and B after its restart (two PIDs in its records).
+    assert len({x[2] for x in records(b, "change")}) == 2
+    assert a.alive() and b.alive()
+    assert a.get("/replica/whoami").json()["pid"] == a.process.pid
+    assert b.get("/replica/whoami").json()["pid"] == b.process.pid
+    no_callback_error(a, b)
+    print("load: %d instances in %.1f s through two replicas (B stopped after %.1f s, restarted in %.1f s; "
+          "clients done after %.1f s; %d resent after B's restart)"
+          % (LOAD_INSTANCES, ingest_seconds, t_busy - t0, t_restarted - t_busy, t_joined - t0, len(retry)))
