@@ -2,6 +2,7 @@
 """Benchmark pythanc against the official Orthanc Python plugin (see bench/README.md).
 
     .venv/bin/python bench/run.py [--quick] [--out bench/results/results.json]
+    .venv/bin/python bench/run.py --index postgresql --ingest-only   # the ingest on a PostgreSQL index
 
 The same script (bench/scripts/bench_script.py) runs on the same Orthanc binary with each plugin,
 alternating official / pythanc over several rounds; every run is a fresh Orthanc with an empty
@@ -388,10 +389,33 @@ def scenario_memory(server, mode):
 
 # ---- one Orthanc run ------------------------------------------------------------------------------
 
+# ``--index postgresql``: one PostgreSQL server for the whole benchmark (pythanc.testing.PostgresCluster),
+# and a fresh database for each Orthanc run, the same setup for both plugins.
+_postgres = []
+
+
+def index_config(label):
+    """The configuration that puts an Orthanc run's index on a new PostgreSQL database (Debian's
+    orthanc-postgresql plugin), or nothing for Orthanc's default SQLite index."""
+    if not _postgres:
+        return {}, []
+    from pythanc.testing import postgresql_index_plugin
+    cluster = _postgres[0]
+    db = cluster.createdb("bench_%s_%d" % (re.sub(r"\W", "_", label), len(cluster.databases)))
+    cluster.databases.append(db)
+    return {"PostgreSQL": cluster.index_config(db)}, [postgresql_index_plugin()]
+
+
 def start_server(plugin_path, workroot, label):
     from pythanc.testing import OrthancServer
+    from pythanc import plugin_path as pythanc_path
     workdir = tempfile.mkdtemp(prefix=label + "-", dir=workroot)
-    return OrthancServer(script=SCRIPT, plugin=plugin_path, config=dict(ORTHANC_CONFIG), workdir=workdir)
+    config = dict(ORTHANC_CONFIG)
+    extra, plugins = index_config(label)
+    if plugins:
+        config.update(extra)
+        config["Plugins"] = [plugin_path or pythanc_path()] + plugins
+    return OrthancServer(script=SCRIPT, plugin=plugin_path, config=config, workdir=workdir)
 
 
 def stop_server(server, rec):
@@ -410,8 +434,9 @@ def guarded(record, name, fn, *args):
         return {"error": repr(e), "value": None}
 
 
-def run_main(plugin_name, plugin_path, mode, files, cpu_n, workroot):
-    """ingest + drain on empty storage, then the REST scenarios, in one fresh Orthanc."""
+def run_main(plugin_name, plugin_path, mode, files, cpu_n, workroot, ingest_only=False):
+    """ingest + drain on empty storage, then the REST scenarios (unless ``ingest_only``), in one
+    fresh Orthanc."""
     rec = {"plugin": plugin_name, "instance": "main", "scenarios": {}}
     server = start_server(plugin_path, workroot, plugin_name + "-main")
     try:
@@ -427,6 +452,9 @@ def run_main(plugin_name, plugin_path, mode, files, cpu_n, workroot):
             sc["ingest-onstored"], sc["onchange-drain"] = res
         else:
             sc["ingest-onstored"] = sc["onchange-drain"] = res
+        if ingest_only:
+            rec["alive_at_end"] = server.alive()
+            return rec
         # answers, for the identity checks
         answers = {}
         st, body = http_request(server.http_port, "GET", KWARGS_PATH, raw_headers=KWARGS_HEADERS)
@@ -522,6 +550,8 @@ def checks(runs, plugins):
         out.append({"check": name, "ok": bool(ok), "detail": detail})
 
     for key in ("rest-kwargs", "rest-trivial", "rest-apicall"):
+        if not any("answers" in r for r in runs):
+            break   # --ingest-only
         seen = {}
         for r in runs:
             if "answers" in r:
@@ -564,6 +594,10 @@ def print_table(summary, mode, mem_note):
     log("-" * 80)
     for name, unit, better, desc in SCENARIOS + [("rest-trivial/native-limit", "fraction", "higher", "")]:
         e = summary[name]
+        if not any(e.get("values", {}).values()) and name != "rest-trivial/native-limit" or \
+                name == "rest-trivial/native-limit" and e["official"] is None and e["pythanc"] is None \
+                and not any(summary["native-limit"]["values"].values()):
+            continue   # not run (--ingest-only)
         ratio = "-" if e["ratio"] is None else "%.2f" % e["ratio"]
         log("%-26s %-9s %11s %11s %9s  %s" % (name, unit, fmt(e["official"], unit), fmt(e["pythanc"], unit),
                                                ratio, better))
@@ -584,6 +618,12 @@ def main(argv=None):
     ap.add_argument("--official", default=OFFICIAL_DEFAULT, help="the official plugin library")
     ap.add_argument("--dicom", default=DICOM_DEFAULT, help="DICOM file copied for the ingest")
     ap.add_argument("--keep", action="store_true", help="keep the Orthanc work folders (storage, logs)")
+    ap.add_argument("--index", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="Orthanc's index: its default SQLite, or a PostgreSQL server started for the benchmark "
+                         "(Debian's postgresql and orthanc-postgresql), a fresh database per Orthanc run")
+    ap.add_argument("--ingest-only", action="store_true",
+                    help="only the ingest-onstored and onchange-drain scenarios (no wrk, no memory run)")
+    ap.add_argument("--ingest", type=int, help="number of DICOM files of the ingest (default 300)")
     args = ap.parse_args(argv)
 
     mode = dict(MODES["quick" if args.quick else "full"])
@@ -593,6 +633,8 @@ def main(argv=None):
         mode["duration"] = args.duration
     if args.mem_requests:
         mode["mem_total"] = args.mem_requests
+    if args.ingest:
+        mode["ingest"] = args.ingest
     mode["mem_total"] = max(mode["mem_total"], mode["mem_warm"] + 100)
 
     try:
@@ -601,8 +643,14 @@ def main(argv=None):
         pythanc_lib = plugin_path()
     except ImportError as e:
         sys.exit("pythanc is not importable (%s): run with the venv's Python, e.g. .venv/bin/python bench/run.py" % e)
-    for path, what in ((args.official, "official plugin"), (WRK, "wrk"), (pythanc_lib, "pythanc plugin"),
-                       (args.dicom, "DICOM file")):
+    needed = [(args.official, "official plugin"), (pythanc_lib, "pythanc plugin"), (args.dicom, "DICOM file")]
+    if not args.ingest_only:
+        needed.append((WRK, "wrk"))
+    if args.index == "postgresql":
+        from pythanc.testing import postgresql_bin, postgresql_index_plugin
+        needed += [(postgresql_index_plugin() or "/usr/lib/orthanc/libOrthancPostgreSQLIndex.so",
+                    "orthanc-postgresql's index plugin"), (postgresql_bin("initdb") or "initdb", "PostgreSQL's initdb")]
+    for path, what in needed:
         if not os.path.exists(path):
             sys.exit("%s not found: %s" % (what, path))
 
@@ -611,14 +659,21 @@ def main(argv=None):
     if mode["mem_total"] != 100000:
         mem_note += " (NOT the 100,000 of the full run)"
     t_start = time.monotonic()
-    log("pythanc benchmark (%s): %d rounds, wrk %d s (+%d s warm-up) per REST scenario, %d cores"
-        % ("quick" if args.quick else "full", mode["rounds"], mode["duration"], mode["warmup"], os.cpu_count()))
+    log("pythanc benchmark (%s): %d rounds, wrk %d s (+%d s warm-up) per REST scenario, %d cores; index: %s%s"
+        % ("quick" if args.quick else "full", mode["rounds"], mode["duration"], mode["warmup"], os.cpu_count(),
+           args.index, ", ingest only" if args.ingest_only else ""))
     files = make_dicom_files(args.dicom, mode["ingest"])
     cpu_n = calibrate_cpu(mode["cpu_seconds"])
     log("%d DICOM files of ~%d bytes; cpu-concurrency loop n=%d (~%.1f s here)"
         % (len(files), len(files[0]), cpu_n, mode["cpu_seconds"]))
 
     workroot = tempfile.mkdtemp(prefix="pythanc-bench-")
+    if args.index == "postgresql":
+        from pythanc.testing import PostgresCluster
+        cluster = PostgresCluster()
+        cluster.databases = []
+        _postgres.append(cluster)
+        log("PostgreSQL server of the benchmark on 127.0.0.1:%d (pid %d)" % (cluster.port, cluster.pid))
     runs = []
     meta = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -635,6 +690,8 @@ def main(argv=None):
         "wrk": "-t2 -c8",
         "kwargs_request": {"path": KWARGS_PATH, "headers": KWARGS_HEADERS},
         "memory_note": mem_note,
+        "index": args.index,
+        "ingest_only": args.ingest_only,
     }
     try:
         meta["git_head"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
@@ -645,19 +702,26 @@ def main(argv=None):
         for rnd in range(1, mode["rounds"] + 1):
             for name, lib in plugins:
                 t = time.monotonic()
-                rec = run_main(name, lib, mode, files, cpu_n, workroot)
+                rec = run_main(name, lib, mode, files, cpu_n, workroot, args.ingest_only)
                 rec["round"] = rnd
                 runs.append(rec)
                 sc = rec["scenarios"]
-                log("[round %d/%d] %-8s native %s  trivial %s  kwargs %s  apicall %s req/s | cpu x%s workers x%s | ingest %s inst/s"
-                    " | drain %s ms  (%.0f s)" % (
-                        rnd, mode["rounds"], name, *(fmt(sc.get(k, {}).get("value"), u) for k, u in (
-                            ("native-limit", "req/s"), ("rest-trivial", "req/s"), ("rest-kwargs", "req/s"),
-                            ("rest-apicall", "req/s"), ("cpu-concurrency", "x"), ("cpu-workers", "x"),
-                            ("ingest-onstored", "inst/s"),
-                            ("onchange-drain", "ms"))), time.monotonic() - t))
+                if args.ingest_only:
+                    log("[round %d/%d] %-8s ingest %s inst/s | drain %s ms  (%.0f s)" % (
+                        rnd, mode["rounds"], name, fmt(sc.get("ingest-onstored", {}).get("value"), "inst/s"),
+                        fmt(sc.get("onchange-drain", {}).get("value"), "ms"), time.monotonic() - t))
+                else:
+                    log("[round %d/%d] %-8s native %s  trivial %s  kwargs %s  apicall %s req/s | cpu x%s workers x%s"
+                        " | ingest %s inst/s | drain %s ms  (%.0f s)" % (
+                            rnd, mode["rounds"], name, *(fmt(sc.get(k, {}).get("value"), u) for k, u in (
+                                ("native-limit", "req/s"), ("rest-trivial", "req/s"), ("rest-kwargs", "req/s"),
+                                ("rest-apicall", "req/s"), ("cpu-concurrency", "x"), ("cpu-workers", "x"),
+                                ("ingest-onstored", "inst/s"),
+                                ("onchange-drain", "ms"))), time.monotonic() - t))
                 for e in rec.get("errors", []):
                     log("    error: " + e)
+                if args.ingest_only:
+                    continue
                 t = time.monotonic()
                 rec = run_memory(name, lib, mode, workroot)
                 rec["round"] = rnd
@@ -669,6 +733,8 @@ def main(argv=None):
                 for e in rec.get("errors", []):
                     log("    error: " + e)
     finally:
+        for cluster in _postgres:
+            cluster.stop()
         if args.keep:
             log("work folders kept in " + workroot)
         else:
