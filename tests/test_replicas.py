@@ -7,19 +7,14 @@ The PostgreSQL server and the replicas come from tests/replicas.py; everything i
 postgresql and orthanc-postgresql, dcmtk's storescu) and stopped by its PID."""
 
 import io
-import json
 import os
 import subprocess
-import sys
 import threading
 import time
 
-import pytest
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import dcmtk  # noqa: E402
-from pythanc.testing import wait_until  # noqa: E402
-from replicas import postgres, replicas  # noqa: E402,F401  (fixtures)
+from conftest import dcmtk
+from pythanc.testing import wait_until
+from replicas import postgres, replicas  # noqa: F401  (the fixtures, from tests/replicas.py)
 
 SCRIPT = r'''
 import json, os, threading, orthanc
