@@ -7,14 +7,19 @@ cd "$(dirname "$0")/.."
 
 # orthanc-python: the official plugin, for the parity tests and the benchmark (loaded only when a
 # test or the benchmark names it in "Plugins"; installing it changes nothing else).
-APT_PACKAGES="orthanc orthanc-dev orthanc-python dcmtk gcc libc6-dev curl python3 python3-venv python3-dev libpython3-dev"
+# postgresql and orthanc-postgresql: the replicas tests (tests/replicas.py) start a PostgreSQL
+# cluster of their own in a temporary folder (initdb/pg_ctl as the unprivileged "postgres" user)
+# and Orthanc processes with the PostgreSQL index plugin.  The default cluster that Debian's
+# postinst creates is left alone and never started (policy-rc.d below keeps its service down).
+APT_PACKAGES="orthanc orthanc-dev orthanc-python orthanc-postgresql postgresql dcmtk gcc libc6-dev curl python3 python3-venv python3-dev libpython3-dev"
 need_apt=0
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || need_apt=1; done
 if [ "$need_apt" = 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # Debian's orthanc package would start its system service on ports 8042/4242: pythanc never
-  # uses it, so keep it from starting during this install (policy-rc.d, only if none exists).
+  # Debian's orthanc package would start its system service on ports 8042/4242, and the
+  # postgresql package its default cluster on 5432: pythanc never uses them, so keep them from
+  # starting during this install (policy-rc.d, only if none exists).
   policy_added=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy_added=1

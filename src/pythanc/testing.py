@@ -263,6 +263,144 @@ class OrthancServer:
         return False
 
 
+# ---- PostgreSQL: several Orthanc processes on one database ---------------------------------------
+
+def postgresql_index_plugin():
+    """The path of Debian's PostgreSQL index plugin (``orthanc-postgresql``:
+    ``/usr/lib/orthanc/libOrthancPostgreSQLIndex.so.*`` or ``/usr/share/orthanc/plugins/``);
+    ``None`` if it is not installed."""
+    import glob
+    for pattern in ("/usr/lib/orthanc/libOrthancPostgreSQLIndex.so*",
+                    "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so*"):
+        found = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+        if found:
+            return os.path.realpath(found[-1])
+    return None
+
+
+def postgresql_bin(name):
+    """The path of PostgreSQL's server program ``name`` (``initdb``, ``pg_ctl``, ``postgres``...)
+    of the newest installed major version (Debian's ``/usr/lib/postgresql/<major>/bin``), else from
+    PATH; ``None`` if none."""
+    import glob
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/" + name),
+                   key=lambda p: int(re.sub(r"\D", "", p.split("/")[4]) or 0))
+    return found[-1] if found else shutil.which(name)
+
+
+class PostgresCluster:
+    """A PostgreSQL server of its own, in a temporary folder, on a free port of 127.0.0.1 (and a
+    unix socket in that folder), for tests and benchmarks: ``initdb`` then ``pg_ctl start``, run as
+    the unprivileged ``user`` (PostgreSQL refuses to run as root; Debian's ``postgresql`` package
+    creates the ``postgres`` user).  Connections from 127.0.0.1 need no password (``trust``), as
+    user ``postgres``.  :meth:`stop` stops the server by the PID of its postmaster and deletes the
+    folder.  Debian's own default cluster is never touched."""
+
+    def __init__(self, user="postgres", start=True, timeout=120.0):
+        import pwd
+        self.user = user
+        pw = pwd.getpwnam(user)
+        self._uid, self._gid = pw.pw_uid, pw.pw_gid
+        self.workdir = tempfile.mkdtemp(prefix="pythanc-pg-")
+        os.chown(self.workdir, self._uid, self._gid)
+        self.datadir = os.path.join(self.workdir, "data")
+        self.log_path = os.path.join(self.workdir, "postgresql.log")
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.timeout = timeout
+        self.pid = None
+        if start:
+            self.start()
+
+    def _run(self, args, **kw):
+        kw.setdefault("timeout", self.timeout)
+        cmd = ["setpriv", "--reuid=%d" % self._uid, "--regid=%d" % self._gid, "--init-groups", "--"] + args
+        env = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8", HOME=self.workdir)
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=self.workdir, env=env, **kw)
+
+    def _check(self, r, what):
+        if r.returncode != 0:
+            raise OrthancError("%s failed (%s):\n%s%s" % (what, r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
+        return r
+
+    def start(self):
+        initdb, pg_ctl = postgresql_bin("initdb"), postgresql_bin("pg_ctl")
+        if not initdb or not pg_ctl:
+            raise OrthancError("PostgreSQL's initdb/pg_ctl are not installed (Debian's postgresql package)")
+        self._check(self._run([initdb, "-D", self.datadir, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                               "--no-sync"]), "initdb")
+        options = ("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+                   % (self.port, self.workdir))
+        self._check(self._run([pg_ctl, "-D", self.datadir, "-l", self.log_path, "-o", options, "-w",
+                               "-t", str(int(self.timeout)), "start"]), "pg_ctl start")
+        with open(os.path.join(self.datadir, "postmaster.pid")) as f:
+            self.pid = int(f.readline())
+        return self
+
+    def createdb(self, name):
+        """Create the database ``name`` (owned by ``postgres``); returns ``name``."""
+        createdb = postgresql_bin("createdb") or shutil.which("createdb")
+        self._check(self._run([createdb, "-h", self.workdir, "-p", str(self.port), "-U", "postgres", name]),
+                    "createdb " + name)
+        return name
+
+    def psql(self, database, sql):
+        """Run ``sql`` with ``psql`` (unaligned, tuples only); its output as ``str``."""
+        psql = postgresql_bin("psql") or shutil.which("psql")
+        return self._check(self._run([psql, "-h", self.workdir, "-p", str(self.port), "-U", "postgres", "-d",
+                                      database, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql]), "psql").stdout
+
+    def index_config(self, database, **extra):
+        """The ``"PostgreSQL"`` section of an Orthanc configuration using this server's ``database``
+        as index only (the storage stays on files), without the plugin's exclusive lock
+        (``"Lock": false``), so that several Orthanc processes share it."""
+        section = {"EnableIndex": True, "EnableStorage": False, "Host": self.host, "Port": self.port,
+                   "Database": database, "Username": "postgres", "Password": "", "Lock": False}
+        section.update(extra)
+        return section
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout=60.0):
+        """Stop the server by its postmaster's PID (SIGINT: fast shutdown; SIGKILL after
+        ``timeout``), then delete its folder."""
+        pid, self.pid = self.pid, None
+        try:
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pid = None
+                deadline = time.monotonic() + timeout
+                while pid is not None and time.monotonic() < deadline:
+                    try:
+                        os.kill(pid, 0)
+                    except ProcessLookupError:
+                        break
+                    time.sleep(0.05)
+                else:
+                    if pid is not None:
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
 # ---- pytest plugin ----------------------------------------------------------------------------------
 
 try:

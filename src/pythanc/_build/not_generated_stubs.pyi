@@ -21,6 +21,12 @@ def SetSharedValue(key: str, value: Any) -> None:
     """pythanc: store ``value`` under ``key`` for every process; ``None`` removes the key."""
 def IncrementSharedValue(key: str, delta: Union[int, float] = ...) -> Union[int, float]:
     """pythanc: add ``delta`` to the number stored under ``key`` (0 if none), atomically; returns the new value."""
+def GetMetadataWithRevision(resource: str, name: Union[str, int]) -> Tuple[Optional[str], Optional[str]]:
+    """pythanc: ``(value, revision)`` of a resource's metadata (``resource`` like ``'/studies/<id>'``), or ``(None, None)``."""
+def CompareAndSetMetadata(resource: str, name: Union[str, int], value: str, revision: Optional[str]) -> Optional[str]:
+    """pythanc: write the metadata only if it still has ``revision`` (``None``: only if absent); the new revision, or ``None`` if another writer came first."""
+def IncrementMetadata(resource: str, name: Union[str, int], delta: int = ..., attempts: int = ...) -> int:
+    """pythanc: add ``delta`` to the integer in a resource's metadata, atomically across every Orthanc process of the database."""
 def IsWorkerProcess() -> bool:
     """pythanc: ``True`` in a worker process, ``False`` in Orthanc's process."""
 def RegisterIncomingHttpRequestFilter(callback: Callable[..., bool]) -> None:

@@ -14,7 +14,7 @@ from ..callbacks import (rest, changes, stored, filters, dicom_scp, storage_area
                          chunked_rest, webdav, jobs, metrics, audit)
 from ..core import convert
 from ..core.log import log_info
-from ..sdk import handwritten
+from ..sdk import database_values, handwritten
 from ..workers import pool
 
 # The modules whose ``__all__`` implement the hand-written names of the generated module.
@@ -54,6 +54,7 @@ def _build():
             mod.__dict__[name] = fn
     convert.set_error_codes(api.ErrorCode)
     pool.extend_module(mod)
+    database_values.extend_module(mod)
     return mod
 
 
