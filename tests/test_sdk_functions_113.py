@@ -93,8 +93,13 @@ def server(orthanc_server, write_script):
 
 
 def _strip(line):
-    """A log line without its time stamp and thread name (``W1201 14:25:53.576748 HTTP-3 file:line] ...``)."""
-    return re.sub(r"^([EWI])\d{4} [\d:.]+ (?:\S+ )?", r"\1 ", line)
+    """A log line without its time stamp and thread name (``W1201 14:25:53.576748 HTTP-3 file:line] ...``;
+    Orthanc 1.12+ pads the thread name with blanks, 1.10 writes none)."""
+    m = re.match(r"([EWI])\d{4} [\d:.]+\s+(\S+)\s+(.*)", line)
+    if m is None:
+        return line
+    level, first, rest = m.groups()
+    return "%s %s %s" % (level, first, rest) if first.endswith("]") else "%s %s" % (level, rest)
 
 
 def _lines(server, pattern):
