@@ -2,6 +2,7 @@
 """Benchmark pythanc against the official Orthanc Python plugin (see bench/README.md).
 
     .venv/bin/python bench/run.py [--quick] [--out bench/results/results.json]
+    .venv/bin/python bench/run.py --index postgresql --ingest-only   # the ingest on a PostgreSQL index
 
 The same script (bench/scripts/bench_script.py) runs on the same Orthanc binary with each plugin
 configuration, alternating official / official with "AllowThreads" (where the official plugin has
@@ -582,12 +583,39 @@ def scenario_memory(server, mode):
 
 # ---- one Orthanc run ------------------------------------------------------------------------------
 
+class PostgresIndex:
+    """``--index postgresql``: one PostgreSQL server for the whole benchmark
+    (``pythanc.testing.PostgresCluster``) and a fresh database of it for every Orthanc run, through
+    Debian's orthanc-postgresql index plugin; the same setup for every configuration."""
+
+    def __init__(self):
+        from pythanc.testing import PostgresCluster, postgresql_index_plugin
+        self.plugin = postgresql_index_plugin()
+        self.cluster = PostgresCluster()
+        self.databases = []
+
+    def orthanc_config(self, label):
+        """The configuration entries of one Orthanc run (a new database), and the index plugin."""
+        db = self.cluster.createdb("bench_%s_%d" % (re.sub(r"\W", "_", label).lower(), len(self.databases)))
+        self.databases.append(db)
+        return {"PostgreSQL": self.cluster.index_config(db)}, self.plugin
+
+    def stop(self):
+        self.cluster.stop()
+
+
 def start_server(cfg, workroot, label):
-    """A fresh Orthanc for the configuration ``cfg`` (see plugin_configs)."""
+    """A fresh Orthanc for the configuration ``cfg`` (see plugin_configs); with ``cfg["index"]``
+    (a PostgresIndex), its index on a new PostgreSQL database, the index plugin loaded after the
+    configuration's Python plugin."""
     from pythanc.testing import OrthancServer
     workdir = tempfile.mkdtemp(prefix=label + "-", dir=workroot)
     config = dict(ORTHANC_CONFIG)
     config.update(cfg["orthanc_config"])
+    if cfg.get("index") is not None:
+        extra, index_plugin = cfg["index"].orthanc_config(label)
+        config.update(extra)
+        config["Plugins"] = [cfg["library"], index_plugin]
     return OrthancServer(script=SCRIPT, plugin=cfg["library"], config=config, workdir=workdir)
 
 
@@ -613,8 +641,9 @@ def guarded(record, name, fn, *args):
         return {"error": repr(e), "value": None}
 
 
-def run_main(cfg, mode, files, cpu_n, workroot):
-    """ingest + drain on empty storage, then the REST scenarios, in one fresh Orthanc."""
+def run_main(cfg, mode, files, cpu_n, workroot, ingest_only=False):
+    """ingest + drain on empty storage, then the REST, cpu and latency scenarios (unless
+    ``ingest_only``), in one fresh Orthanc."""
     plugin_name = cfg["name"]
     rec = {"plugin": plugin_name, "instance": "main", "scenarios": {}}
     server = start_server(cfg, workroot, plugin_name + "-main")
@@ -635,6 +664,9 @@ def run_main(cfg, mode, files, cpu_n, workroot):
             sc["ingest-onstored"], sc["onchange-drain"] = res
         else:
             sc["ingest-onstored"] = sc["onchange-drain"] = res
+        if ingest_only:
+            rec["alive_at_end"] = server.alive()
+            return rec
         # answers, for the identity checks
         answers = {}
         st, body = http_request(server.http_port, "GET", KWARGS_PATH, raw_headers=KWARGS_HEADERS)
@@ -769,23 +801,26 @@ def summarise(runs, configs):
             if cands:
                 best = (max if better == "higher" else min)(cands)[1]
         entry["best_official"] = best
+        entry["run"] = any(entry["values"].values())     # False: not run (--ingest-only)
         a, b = (entry[best] if best else None), entry.get("pythanc")
         entry["ratio"] = (b / a) if (a and b is not None and abs(a) >= RATIO_FLOOR.get(name, 0)
                                      and name not in NO_RATIO) else None
         summary[name] = entry
     # rest-trivial as a fraction of native-limit (each configuration's own Orthanc, per round, then median)
     frac = {}
+    trivial_run = False
     for p in names:
         fs = []
         for r in runs:
             if r["plugin"] == p and r["instance"] == "main":
+                trivial_run = trivial_run or "rest-trivial" in r["scenarios"]
                 t, n = r["scenarios"].get("rest-trivial", {}), r["scenarios"].get("native-limit", {})
                 if t.get("value") and n.get("value"):
                     fs.append(t["value"] / n["value"])
         frac[p] = statistics.median(fs) if fs else None
     cands = [(frac[p], p) for p in official if frac.get(p)]
     best = max(cands)[1] if cands else None
-    entry = {"unit": "fraction", "better": "higher", "best_official": best,
+    entry = {"unit": "fraction", "better": "higher", "best_official": best, "run": trivial_run,
              "ratio": (frac["pythanc"] / frac[best]) if best and frac.get("pythanc") else None}
     entry.update(frac)
     summary["rest-trivial/native-limit"] = entry
@@ -798,7 +833,8 @@ def checks(runs, configs):
     def add(name, ok, detail=""):
         out.append({"check": name, "ok": bool(ok), "detail": detail})
 
-    for key in ("rest-kwargs", "rest-trivial", "rest-apicall"):
+    with_answers = any("answers" in r for r in runs)     # none with --ingest-only
+    for key in ("rest-kwargs", "rest-trivial", "rest-apicall") if with_answers else ():
         seen = {}
         for r in runs:
             if "answers" in r:
@@ -808,8 +844,9 @@ def checks(runs, configs):
         add("%s answers identical for every configuration and round%s" % (key, what), len(seen) == 1, detail)
     mains = [r for r in runs if r["instance"] == "main" and "apicall_is_native" in r]
     bad = [r["plugin"] for r in mains if not r["apicall_is_native"]]
-    add("rest-apicall answers the process's own GET /system (modulo %s)" % ", ".join(SYSTEM_PER_PROCESS),
-        mains and not bad, "differs for %s" % sorted(set(bad)) if bad else "")
+    if with_answers:
+        add("rest-apicall answers the process's own GET /system (modulo %s)" % ", ".join(SYSTEM_PER_PROCESS),
+            mains and not bad, "differs for %s" % sorted(set(bad)) if bad else "")
     kw = [r["answers"]["rest-kwargs"] for r in runs if "answers" in r]
     if kw:
         st, body = kw[0]
@@ -851,8 +888,8 @@ def print_table(summary, mode, mem_note, configs, meta):
     names = [c["name"] for c in configs]
     short = {"official": "official", "official-allowthreads": "off+AT", "pythanc": "pythanc"}
     log("")
-    log("%s: Orthanc %s, Python %s, official plugin %s (%s), pythanc %s" % (
-        meta["release"], meta.get("orthanc_version"), meta.get("python_versions"),
+    log("%s: Orthanc %s, index %s, Python %s, official plugin %s (%s), pythanc %s" % (
+        meta["release"], meta.get("orthanc_version"), meta["index"], meta.get("python_versions"),
         meta.get("plugin_versions", {}).get("official"), ", ".join(
             "%s = %s" % (c["name"], json.dumps(c["orthanc_config"]) if c["orthanc_config"] else "defaults")
             for c in configs if c["plugin"] == "official"), meta.get("plugin_versions", {}).get("pythanc")))
@@ -861,6 +898,8 @@ def print_table(summary, mode, mem_note, configs, meta):
     log("-" * (len(head) + 26))
     for name, unit, better, desc in SCENARIOS + [("rest-trivial/native-limit", "fraction", "higher", "")]:
         e = summary[name]
+        if not e["run"]:
+            continue    # not run (--ingest-only)
         ratio = "-" if e["ratio"] is None else "%.2f" % e["ratio"]
         row = "%-26s %-7s" % (name, unit)
         for n in names:
@@ -869,9 +908,12 @@ def print_table(summary, mode, mem_note, configs, meta):
     log("-" * (len(head) + 26))
     log("medians of %d rounds per configuration; ratio = pythanc / the official plugin's best configuration "
         "in this run (column 'best off'); worker-* rows: pythanc only" % mode["rounds"])
-    log(mem_note)
-    log("body-*: %d MB bodies, %d requests per run; worker-apiget: RestApiGet of a %d MB instance file"
-        % (mode["body_mb"], mode["body_requests"], mode["file_mb"]))
+    log("ingest-onstored, onchange-drain: %d DICOM files; index: %s" % (mode["ingest"], meta["index"]))
+    if summary["memory"]["run"]:
+        log(mem_note)
+    if summary["body-upload"]["run"]:
+        log("body-*: %d MB bodies, %d requests per run; worker-apiget: RestApiGet of a %d MB instance file"
+            % (mode["body_mb"], mode["body_requests"], mode["file_mb"]))
 
 
 # ---- configurations -------------------------------------------------------------------------------
@@ -1003,7 +1045,18 @@ def main(argv=None):
     ap.add_argument("--profile-config", default="pythanc", choices=("pythanc", "official", "official-allowthreads"),
                     help="with --profile-apicall: the configuration profiled (default pythanc)")
     ap.add_argument("--native", action="store_true", help="with --profile-apicall py-spy: native frames too")
+    ap.add_argument("--index", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="Orthanc's index: its default SQLite, or a PostgreSQL server started for the benchmark "
+                         "(Debian's postgresql and orthanc-postgresql), a fresh database per Orthanc run")
+    ap.add_argument("--ingest-only", action="store_true",
+                    help="only the ingest-onstored and onchange-drain scenarios (no wrk, no memory, body or "
+                         "worker runs)")
+    ap.add_argument("--ingest", type=int, help="number of DICOM files of the ingest (default 300)")
     args = ap.parse_args(argv)
+    if args.ingest is not None and args.ingest < 1:
+        ap.error("--ingest must be at least 1")
+    if args.ingest_only and args.profile_apicall:
+        ap.error("--ingest-only and --profile-apicall exclude each other")
 
     mode = dict(MODES["quick" if args.quick else "full"])
     if args.rounds:
@@ -1016,6 +1069,8 @@ def main(argv=None):
         mode["body_mb"] = args.body_mb
     if args.body_requests:
         mode["body_requests"] = args.body_requests
+    if args.ingest:
+        mode["ingest"] = args.ingest
     mode["mem_total"] = max(mode["mem_total"], mode["mem_warm"] + 100)
 
     try:
@@ -1028,8 +1083,15 @@ def main(argv=None):
     if not official_lib:
         sys.exit("official plugin not found (%s): apt-get install orthanc-python, or bash bench/setup.sh"
                  % OFFICIAL_GLOB)
-    for path, what in ((official_lib, "official plugin"), (WRK, "wrk"), (pythanc_lib, "pythanc plugin"),
-                       (args.dicom, "DICOM file")):
+    needed = [(official_lib, "official plugin"), (pythanc_lib, "pythanc plugin"), (args.dicom, "DICOM file")]
+    if not args.ingest_only:
+        needed.append((WRK, "wrk"))
+    if args.index == "postgresql":
+        from pythanc.testing import postgresql_bin, postgresql_index_plugin
+        needed += [(postgresql_index_plugin() or "/usr/lib/orthanc/libOrthancPostgreSQLIndex.so",
+                    "orthanc-postgresql's index plugin"),
+                   (postgresql_bin("initdb") or "initdb", "PostgreSQL's initdb (Debian's postgresql)")]
+    for path, what in needed:
         if not os.path.exists(path):
             sys.exit("%s not found: %s (bash bench/setup.sh installs what the benchmark needs)" % (what, path))
     configs = plugin_configs(official_lib, pythanc_lib, args.allow_threads)
@@ -1043,8 +1105,14 @@ def main(argv=None):
             sys.exit("configuration %s is not available here (official plugin %s)" % (args.profile_config, official_lib))
         out_dir = os.path.join(HERE, "results")
         os.makedirs(out_dir, exist_ok=True)
-        for path in profile_apicall(args, cfg, mode, out_dir):
-            log("written: " + path)
+        try:
+            if args.index == "postgresql":
+                cfg = dict(cfg, index=PostgresIndex())
+            for path in profile_apicall(args, cfg, mode, out_dir):
+                log("written: " + path)
+        finally:
+            if cfg.get("index") is not None:
+                cfg["index"].stop()
         return 0
 
     out = args.out or os.path.join(HERE, "results", "%s-%s%s.json" % (
@@ -1053,11 +1121,12 @@ def main(argv=None):
     if mode["mem_total"] != 100000:
         mem_note += " (NOT the 100,000 of the full run)"
     t_start = time.monotonic()
-    log("pythanc benchmark on %s (%s): %d rounds of %s, wrk %d s (+%d s warm-up) per REST scenario, %d cores"
-        % (release, "quick" if args.quick else "full", mode["rounds"], " / ".join(c["name"] for c in configs),
-           mode["duration"], mode["warmup"], os.cpu_count()))
+    log("pythanc benchmark on %s (%s): %d rounds of %s, wrk %d s (+%d s warm-up) per REST scenario, %d cores;"
+        " index: %s%s" % (release, "quick" if args.quick else "full", mode["rounds"],
+                          " / ".join(c["name"] for c in configs), mode["duration"], mode["warmup"], os.cpu_count(),
+                          args.index, ", ingest only" if args.ingest_only else ""))
     files = make_dicom_files(args.dicom, mode["ingest"])
-    big_dicom = make_big_dicom(args.dicom, mode["file_mb"])
+    big_dicom = None if args.ingest_only else make_big_dicom(args.dicom, mode["file_mb"])
     cpu_n = calibrate_cpu(mode["cpu_seconds"])
     log("%d DICOM files of ~%d bytes; cpu-concurrency loop n=%d (~%.1f s here)"
         % (len(files), len(files[0]), cpu_n, mode["cpu_seconds"]))
@@ -1083,21 +1152,45 @@ def main(argv=None):
         "kwargs_request": {"path": KWARGS_PATH, "headers": KWARGS_HEADERS},
         "system_fields_ignored": list(SYSTEM_PER_PROCESS),
         "memory_note": mem_note,
+        "index": args.index,
+        "ingest_only": args.ingest_only,
     }
+    if args.index == "postgresql":
+        from pythanc.testing import postgresql_bin, postgresql_index_plugin
+        meta["index_plugin"] = postgresql_index_plugin()
+        try:
+            meta["postgresql"] = subprocess.run([postgresql_bin("postgres") or "postgres", "--version"],
+                                                capture_output=True, text=True, timeout=30).stdout.strip() or None
+        except Exception:  # noqa: BLE001
+            meta["postgresql"] = None
     try:
         meta["git_head"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
                                           text=True, timeout=10).stdout.strip() or None
     except Exception:  # noqa: BLE001
         meta["git_head"] = None
+    index = None
     try:
+        if args.index == "postgresql":
+            index = PostgresIndex()
+            log("PostgreSQL server of the benchmark on 127.0.0.1:%d (pid %d), index plugin %s"
+                % (index.cluster.port, index.cluster.pid, index.plugin))
+        for cfg in configs:
+            cfg["index"] = index
         for rnd in range(1, mode["rounds"] + 1):
             for cfg in configs:
                 name = cfg["name"]
                 t = time.monotonic()
-                rec = run_main(cfg, mode, files, cpu_n, workroot)
+                rec = run_main(cfg, mode, files, cpu_n, workroot, args.ingest_only)
                 rec["round"] = rnd
                 runs.append(rec)
                 sc = rec["scenarios"]
+                if args.ingest_only:
+                    log("[round %d/%d] %-21s ingest %s inst/s | drain %s ms  (%.0f s)" % (
+                        rnd, mode["rounds"], name, fmt(sc.get("ingest-onstored", {}).get("value"), "inst/s"),
+                        fmt(sc.get("onchange-drain", {}).get("value"), "ms"), time.monotonic() - t))
+                    for e in rec.get("errors", []):
+                        log("    error: " + e)
+                    continue
                 log("[round %d/%d] %-21s native %s  trivial %s  kwargs %s  apicall %s req/s | cpu x%s workers x%s"
                     " | ingest %s inst/s | drain %s ms | latency p50 trivial %s apicall %s us  (%.0f s)" % (
                         rnd, mode["rounds"], name, *(fmt(sc.get(k, {}).get("value"), u) for k, u in (
@@ -1134,6 +1227,8 @@ def main(argv=None):
                 for e in rec.get("errors", []):
                     log("    error: " + e)
     finally:
+        if index is not None:
+            index.stop()
         if args.keep:
             log("work folders kept in " + workroot)
         else:
