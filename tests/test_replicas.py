@@ -203,7 +203,10 @@ def test_jobs_reset_reload_and_workers_are_per_replica(replicas, write_script, t
     with open(script, "w") as f:
         f.write(text.replace('"version": 1', '"version": 2'))
     # (while the new version imports, its routes answer 404: see "Python.Reload" in the README)
-    wait_until(lambda: a.get("/replica/whoami").json().get("version") == 2, timeout=60, what="A reloaded")
+    def reloaded():
+        answer = a.get("/replica/whoami")
+        return answer.status_code == 200 and answer.json()["version"] == 2
+    wait_until(reloaded, timeout=60, what="A reloaded")
     assert b.get("/replica/whoami").json()["version"] == 1
     no_callback_error(a, b)
 
