@@ -194,44 +194,47 @@ def RegisterMoveCallback3(create, get_move_size, apply_move, free_move):
              _MOVE3_TWICE, "RegisterMoveCallback3")
 
 
+def _move_request(resource_type, patient_id, accession_number, study_uid, series_uid, sop_uid, target_aet,
+                  originator_id, **aets):
+    """The keywords a C-MOVE handler's callback gets, in the official plugin's order (``aets``: the
+    version 1's ``OriginatorAET`` and ``SourceAET``, before ``TargetAET``)."""
+    kw = {"Level": LEVELS.get(int(resource_type), ""),
+          "PatientID": text(patient_id), "AccessionNumber": text(accession_number),
+          "StudyInstanceUID": text(study_uid), "SeriesInstanceUID": text(series_uid),
+          "SOPInstanceUID": text(sop_uid)}
+    kw.update(aets)
+    kw.update(TargetAET=text(target_aet), OriginatorID=int(originator_id))
+    return kw
+
+
+def _move_driver(handler, driver):
+    """Keep a C-MOVE's ``(handler, driver)`` under a handle, given to Orthanc as the move driver."""
+    h = new_handle()
+    _moves[h] = [handler, driver, False]
+    return handle_pointer(h)
+
+
 @c_entry("Python C-MOVE SCP callback", NULL)
 def pythanc_OrthancPluginMoveCallback(resource_type, patient_id, accession_number, study_uid, series_uid,
                                       sop_uid, originator_aet, source_aet, target_aet, originator_id):
     handler = STORE.once.get("move")
     if handler is None:
         return NULL
-    kw = {"Level": LEVELS.get(int(resource_type), ""),
-          "PatientID": text(patient_id), "AccessionNumber": text(accession_number),
-          "StudyInstanceUID": text(study_uid), "SeriesInstanceUID": text(series_uid),
-          "SOPInstanceUID": text(sop_uid), "OriginatorAET": text(originator_aet),
-          "SourceAET": text(source_aet), "TargetAET": text(target_aet),
-          "OriginatorID": int(originator_id)}
-    if "v1" in handler:
-        driver = kw
-    else:
-        driver = handler["create"](**kw)
-    h = new_handle()
-    _moves[h] = [handler, driver, False]
-    return handle_pointer(h)
+    kw = _move_request(resource_type, patient_id, accession_number, study_uid, series_uid, sop_uid, target_aet,
+                       originator_id, OriginatorAET=text(originator_aet), SourceAET=text(source_aet))
+    return _move_driver(handler, kw if "v1" in handler else handler["create"](**kw))
 
 
-if sdk_has("pythanc_OrthancPluginMoveCallback2"):
-    @c_entry("Python C-MOVE SCP callback (Create v3)", NULL)
-    def pythanc_OrthancPluginMoveCallback2(resource_type, patient_id, accession_number, study_uid, series_uid,
-                                           sop_uid, connection, target_aet, originator_id):
-        handler = STORE.once.get("move2")
-        if handler is None:
-            return NULL
-        kw = {"Level": LEVELS.get(int(resource_type), ""),
-              "PatientID": text(patient_id), "AccessionNumber": text(accession_number),
-              "StudyInstanceUID": text(study_uid), "SeriesInstanceUID": text(series_uid),
-              "SOPInstanceUID": text(sop_uid), "TargetAET": text(target_aet),
-              "OriginatorID": int(originator_id)}
-        with Borrowed(DicomConnection, connection) as c:
-            driver = handler["create3"](c, **kw)
-        h = new_handle()
-        _moves[h] = [handler, driver, False]
-        return handle_pointer(h)
+@c_entry("Python C-MOVE SCP callback (Create v3)", NULL)
+def pythanc_OrthancPluginMoveCallback2(resource_type, patient_id, accession_number, study_uid, series_uid,
+                                       sop_uid, connection, target_aet, originator_id):
+    handler = STORE.once.get("move2")
+    if handler is None:
+        return NULL
+    kw = _move_request(resource_type, patient_id, accession_number, study_uid, series_uid, sop_uid, target_aet,
+                       originator_id)
+    with Borrowed(DicomConnection, connection) as c:
+        return _move_driver(handler, handler["create3"](c, **kw))
 
 
 @ffi.def_extern(error=1)

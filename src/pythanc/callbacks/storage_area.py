@@ -97,6 +97,18 @@ def _storage(what):
     return s[what]
 
 
+def _into_range(target, content, size, callback):
+    """Copy ``content``, which a read callback returned, into ``target`` (a memory buffer of ``size``
+    bytes that Orthanc allocated); ``ERR_PLUGIN`` (logged) unless it is exactly ``size`` bytes."""
+    if not is_bytes(content) or len(content) != size:
+        log_error("The Python storage area %s callback has not returned %d bytes as expected (it returned %s)"
+                  % (callback, size, ("%d bytes" % len(content)) if is_bytes(content) else type(content).__name__))
+        return ERR_PLUGIN
+    if size:
+        ffi.memmove(target.data, content, size)
+    return ERR_SUCCESS
+
+
 @c_entry("Python StorageCreate callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageCreate(uuid, content, size, content_type):
     _storage("create")(text(uuid), int(content_type), data(content, size))
@@ -118,13 +130,7 @@ def pythanc_OrthancPluginStorageReadWhole(target, uuid, content_type):
 def pythanc_OrthancPluginStorageReadRange(target, uuid, content_type, range_start):
     size = int(target.size)
     r = _storage("range")(text(uuid), int(content_type), int(range_start), size)
-    if not is_bytes(r) or len(r) != size:
-        log_error("The Python storage area read_range callback has not returned %d bytes as expected "
-                  "(it returned %s)" % (size, ("%d bytes" % len(r)) if is_bytes(r) else type(r).__name__))
-        return ERR_PLUGIN
-    if size:
-        ffi.memmove(target.data, r, size)
-    return ERR_SUCCESS
+    return _into_range(target, r, size, "read_range")
 
 
 @c_entry("Python StorageRemove callback", ERR_PLUGIN)
@@ -149,13 +155,20 @@ def _error_code(value, callback, position=""):
 
 
 def _pair(result, callback):
-    """``(error code, second item)`` of a v3 callback's 2-tuple, or ``None`` after logging why not."""
+    """``(code for Orthanc, second item)`` of a v3 callback's 2-tuple ``(error code, value)``: the
+    callback's code, logged if it is an error; ``ERR_PLUGIN`` (logged) for a result of another form.
+    The second item is meaningful only when the code is ``ERR_SUCCESS``."""
     if not isinstance(result, tuple) or len(result) != 2:
         log_error("The Python storage area %s callback has not returned a tuple (error code, bytes) as "
                   "expected (it returned %s)" % (callback, type(result).__name__))
-        return None
+        return ERR_PLUGIN, None
     code = _error_code(result[0], callback, " as the first item of its tuple")
-    return None if code is None else (code, result[1])
+    if code is None:
+        return ERR_PLUGIN, None
+    if code != ERR_SUCCESS:
+        log_error("The Python storage area %s callback returned the error %d" % (callback, code))
+    return code, result[1]
+
 
 
 @c_entry("Python StorageCreate2 callback", ERR_PLUGIN)
@@ -168,12 +181,8 @@ def pythanc_OrthancPluginStorageCreate2(custom_data, uuid, content, size, conten
     else:
         with Borrowed(api.DicomInstance, dicom_instance) as instance:
             r = create(*args, instance)
-    pair = _pair(r, "create")
-    if pair is None:
-        return ERR_PLUGIN
-    code, extra = pair
+    code, extra = _pair(r, "create")
     if code != ERR_SUCCESS:
-        log_error("The Python storage area create callback returned the error %d" % code)
         return code
     if extra is None:
         return ERR_SUCCESS
@@ -196,20 +205,10 @@ def pythanc_OrthancPluginStorageReadRange2(target, uuid, content_type, range_sta
     size = int(target.size)
     r = _storage("read")(text(uuid), int(content_type), int(range_start), size,
                          data(custom_data, custom_data_size))
-    pair = _pair(r, "read")
-    if pair is None:
-        return ERR_PLUGIN
-    code, content = pair
+    code, content = _pair(r, "read")
     if code != ERR_SUCCESS:
-        log_error("The Python storage area read callback returned the error %d" % code)
         return code
-    if not is_bytes(content) or len(content) != size:
-        log_error("The Python storage area read callback has not returned %d bytes as expected (it returned %s)"
-                  % (size, ("%d bytes" % len(content)) if is_bytes(content) else type(content).__name__))
-        return ERR_PLUGIN
-    if size:
-        ffi.memmove(target.data, content, size)
-    return ERR_SUCCESS
+    return _into_range(target, content, size, "read")
 
 
 @c_entry("Python StorageRemove2 callback", ERR_PLUGIN)

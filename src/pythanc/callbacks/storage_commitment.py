@@ -13,7 +13,7 @@ from ..core.context import ffi, NULL
 from ..core.convert import Borrowed, text, text_array, handle_pointer, pointer_handle
 from ..core.log import log_error, log_exception
 from .registry import (STORE, ERR_SUCCESS, ERR_PLUGIN, ERR_BAD_SEQUENCE_OF_CALLS, c_entry, new_handle,
-                       set_once, sdk_entry, sdk_has, exclusive, on_reset)
+                       set_once, sdk_entry, exclusive, on_reset)
 
 __all__ = ['RegisterStorageCommitmentScpCallback', 'RegisterStorageCommitmentScpCallback2']
 
@@ -77,16 +77,15 @@ def pythanc_OrthancPluginStorageCommitmentFactory(handler, job_id, transaction_u
     return _new_handler(handler, "commitment", obj)
 
 
-if sdk_has("pythanc_OrthancPluginStorageCommitmentFactory2"):
-    @c_entry("Python storage commitment SCP callback (v2)", ERR_PLUGIN)
-    def pythanc_OrthancPluginStorageCommitmentFactory2(handler, job_id, transaction_uid, sop_class_uids,
-                                                       sop_instance_uids, count, connection):
-        handler[0] = NULL
-        scp = STORE.once["commitment2"][0]
-        with Borrowed(DicomConnection, connection) as c:
-            obj = scp(text(job_id), text(transaction_uid), text_array(sop_class_uids, count),
-                      text_array(sop_instance_uids, count), c)
-        return _new_handler(handler, "commitment2", obj)
+@c_entry("Python storage commitment SCP callback (v2)", ERR_PLUGIN)
+def pythanc_OrthancPluginStorageCommitmentFactory2(handler, job_id, transaction_uid, sop_class_uids,
+                                                   sop_instance_uids, count, connection):
+    handler[0] = NULL
+    scp = STORE.once["commitment2"][0]
+    with Borrowed(DicomConnection, connection) as c:
+        obj = scp(text(job_id), text(transaction_uid), text_array(sop_class_uids, count),
+                  text_array(sop_instance_uids, count), c)
+    return _new_handler(handler, "commitment2", obj)
 
 
 @ffi.def_extern()
