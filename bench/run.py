@@ -1059,18 +1059,10 @@ def main(argv=None):
         ap.error("--ingest-only and --profile-apicall exclude each other")
 
     mode = dict(MODES["quick" if args.quick else "full"])
-    if args.rounds:
-        mode["rounds"] = args.rounds
-    if args.duration:
-        mode["duration"] = args.duration
-    if args.mem_requests:
-        mode["mem_total"] = args.mem_requests
-    if args.body_mb:
-        mode["body_mb"] = args.body_mb
-    if args.body_requests:
-        mode["body_requests"] = args.body_requests
-    if args.ingest:
-        mode["ingest"] = args.ingest
+    for key, value in (("rounds", args.rounds), ("duration", args.duration), ("mem_total", args.mem_requests),
+                       ("body_mb", args.body_mb), ("body_requests", args.body_requests), ("ingest", args.ingest)):
+        if value:   # an option given on the command line overrides the mode's value
+            mode[key] = value
     mode["mem_total"] = max(mode["mem_total"], mode["mem_warm"] + 100)
 
     try:
