@@ -21,6 +21,10 @@ from ..workers import pool
 IMPLEMENTATIONS = (handwritten, rest, changes, stored, filters, dicom_scp, storage_area, storage_commitment,
                    imaging, chunked_rest, webdav, jobs, metrics, audit)
 
+# pythanc's own functions in the module, with no SDK function of their own: the worker pool's
+# shared values, and the values shared across replicas through Orthanc's metadata revisions.
+ADDITIONS = pool.ADDITIONS + tuple(getattr(database_values, name) for name in database_values.__all__)
+
 _module = []   # the orthanc module, once built
 
 
@@ -53,8 +57,9 @@ def _build():
         else:
             mod.__dict__[name] = fn
     convert.set_error_codes(api.ErrorCode)
-    pool.extend_module(mod)
-    database_values.extend_module(mod)
+    for f in ADDITIONS:
+        f.__module__ = "orthanc"
+        mod.__dict__[f.__name__] = f
     return mod
 
 

@@ -125,11 +125,3 @@ def IncrementMetadata(resource, name, delta=1, attempts=1000):
             return new
     raise RuntimeError("pythanc: IncrementMetadata(%r, %r) lost %d compare-and-set races in a row"
                        % (resource, name, attempts))
-
-
-def extend_module(mod):
-    """Bind these pythanc additions into the ``orthanc`` module."""
-    for n in __all__:
-        f = globals()[n]
-        f.__module__ = "orthanc"
-        mod.__dict__[n] = f

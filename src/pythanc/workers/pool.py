@@ -199,11 +199,8 @@ def IsWorkerProcess():
     return False
 
 
-def extend_module(mod):
-    """pythanc's additions to the ``orthanc`` module of Orthanc's process."""
-    for f in (GetSharedValue, SetSharedValue, IncrementSharedValue, IsWorkerProcess):
-        f.__module__ = "orthanc"
-        mod.__dict__[f.__name__] = f
+# pythanc's additions to the ``orthanc`` module of Orthanc's process (bound by lifecycle/module.py)
+ADDITIONS = (GetSharedValue, SetSharedValue, IncrementSharedValue, IsWorkerProcess)
 
 
 # ---------------------------------------------------------------------------------------------
