@@ -14,8 +14,8 @@
 # (chroot making excluded), in seconds (default 1200).  This script owns .cache/logs/RELEASE.log
 # (everything each release printed).  It prints each release's pytest summary line and times, then
 # a table and a last line "matrix: N passed, N failed" adding up the releases (a release that
-# printed no pytest summary, e.g. on a timeout, counts as one failed); exits 0 only if every
-# release passed.
+# printed no pytest summary, e.g. on a timeout, counts as one failed); after a failed release's
+# summary, its FAILED lines and failure reports; exits 0 only if every release passed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
@@ -55,6 +55,21 @@ count() {
 pytest_summary() {
   grep -a -E '^(=+ )?([0-9]+ (passed|failed|errors?|skipped|deselected|xfailed|xpassed|warnings?)(, )?)+ in [0-9.]+s|no tests ran' "$1" |
     tail -n 1 | sed -E 's/^=+ //; s/ =+$//' || true
+}
+
+# What a failed run's log says about its failures, for CI's output: pytest's FAILED/ERROR lines,
+# then the failure reports (at most 200 lines), or the log's last 40 lines if pytest printed none.
+failures() {
+  local log=$1
+  if grep -a -q -E '^(FAILED|ERROR) ' "$log"; then
+    grep -a -E '^(FAILED|ERROR) ' "$log" | sed 's/^/   /'
+    echo "   --- the failure reports (from $log):"
+    sed -n -E '/^=+ (FAILURES|ERRORS) =+$/,/^=+ (short test summary info|slowest [0-9]+ durations) =+$/p' "$log" |
+      head -n 200 | sed 's/^/   | /'
+  else
+    echo "   --- the last 40 lines of $log:"
+    tail -n 40 "$log" | sed 's/^/   | /'
+  fi
 }
 
 # Makes the chroot of release $1 and installs pythanc in it (scripts/test.sh's setup step), one
@@ -119,6 +134,7 @@ for rel in $releases; do
   fi
   if [ "$rc" != 0 ] && [ -z "${summary[$rel]}" ]; then n_failed=$((n_failed + 1)); fi
   echo "   ${status[$rel]}: ${summary[$rel]:-no pytest summary}"
+  if [ "$rc" != 0 ]; then failures "$log"; fi
   echo "   time: make ${t_make[$rel]} s, setup ${t_setup[$rel]:--} s, pytest ${t_pytest[$rel]:--} s, total ${t_total[$rel]} s"
 done
 

@@ -14,4 +14,6 @@ if [ "$steps" != pytest ]; then
 fi
 [ "$steps" = setup ] && exit 0
 # The 25 slowest tests close the output: where a run's time goes, in every CI log.
+# Wide lines: the FAILED lines of the short summary keep their message in a log.
+export COLUMNS=${COLUMNS:-200}
 exec .venv/bin/python -m pytest -p no:cacheprovider -q --durations=25 "$@"
