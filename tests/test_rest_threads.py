@@ -5,6 +5,7 @@ threads, nested REST calls work, the threads follow the plugin's lifecycle, and 
 option are fatal."""
 
 import glob
+import http.client
 import threading
 
 import pytest
@@ -113,3 +114,31 @@ def test_bad_rest_threads_is_fatal(orthanc_server, write_script, value):
                             wait=False)
     assert server.wait_exit(60) != 0
     assert '"Python.RestThreads" is not an integer between 0 and 64' in server.log()
+
+
+THREAD_NAME_SCRIPT = r'''
+import threading, orthanc
+def Where(output, uri, **request):
+    with open("/proc/self/task/%d/comm" % threading.get_native_id()) as f:
+        output.AnswerBuffer(f.read().strip(), "text/plain")
+orthanc.RegisterRestCallback("/where", Where)
+'''
+
+
+def test_sequential_requests_run_on_their_http_thread(orthanc_server, write_script):
+    """A client that sends one request after the other on one keep-alive connection (nothing else
+    inside a pythanc route meanwhile) has each callback run on its own HTTP thread, never handed
+    to a pythanc-rest thread: the latency of a direct call."""
+    server = orthanc_server(script=write_script(THREAD_NAME_SCRIPT), config={"Python": {"RestThreads": 2}})
+    wait_until(lambda: _rest_threads(server) == 2, timeout=30, what="2 pythanc-rest threads")
+    connection = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
+    try:
+        names = []
+        for _ in range(50):
+            connection.request("GET", "/where")
+            answer = connection.getresponse()
+            assert answer.status == 200
+            names.append(answer.read().decode())
+    finally:
+        connection.close()
+    assert "pythanc-rest" not in names, names

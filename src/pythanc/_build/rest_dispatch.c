@@ -220,11 +220,12 @@ static OrthancPluginErrorCode pythanc_rest_refuse(OrthancPluginRestOutput* outpu
  * another idle dispatch thread, or, if they are all busy (callbacks blocked in SDK calls, long
  * computations), is taken back and run by its own HTTP thread, as with RestThreads = 0.  A REST
  * call made from a callback (orthanc.RestApiGetAfterPlugins of a Python route) runs on the calling
- * thread.  A lone request (no REST request for PYTHANC_LONE_AFTER_NS, none running or queued)
- * runs on its HTTP thread: waking a dispatch thread would only add latency to it.
+ * thread.  A lone request (its HTTP thread the only one inside a pythanc route, nothing queued or
+ * running) runs on its HTTP thread: waking a dispatch thread would only add latency to it, and a
+ * client that sends one request after the other (the common case of a script's caller) gets the
+ * latency of a direct call.
  */
 #define PYTHANC_ESCALATE_NS 1000000L
-#define PYTHANC_LONE_AFTER_NS 2000000L
 enum { PYTHANC_QUEUED = 0, PYTHANC_RUNNING = 1, PYTHANC_DONE = 2 };
 
 typedef struct pythanc_rest_call
@@ -256,9 +257,8 @@ static struct
   unsigned generation;                 /* a thread of an older generation exits */
   unsigned alive, idle, running, wakeups;
   unsigned alone;                      /* an HTTP thread runs its request itself (see below) */
-  int64_t last_activity;               /* CLOCK_MONOTONIC ns of the last REST request seen */
 } pythanc_pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                   NULL, NULL, 0, 0, 0, 0, 0, 0, 0 };
+                   NULL, NULL, 0, 0, 0, 0, 0, 0 };
 static int pythanc_pool_on = 0;        /* under pythanc_pool.lock */
 static __thread int pythanc_runs_rest = 0;   /* this thread is running a REST callback */
 
@@ -390,31 +390,29 @@ static int64_t pythanc_now_ns(void)
   return (int64_t) t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
+/* The caller has entered the gate (pythanc_rest_enter), so pythanc_rest_busy counts it. */
 static int64_t pythanc_dispatch(pythanc_rest_call* c)
 {
-  int64_t now;
   pthread_mutex_lock(&pythanc_pool.lock);
   if (!pythanc_pool_on || pythanc_runs_rest)
   {
     pthread_mutex_unlock(&pythanc_pool.lock);
     return pythanc_call_python(c);
   }
-  now = pythanc_now_ns();
   if (pythanc_pool.head == NULL && pythanc_pool.running == 0 && pythanc_pool.alone == 0 &&
-      now - pythanc_pool.last_activity > PYTHANC_LONE_AFTER_NS)
+      __atomic_load_n(&pythanc_rest_busy, __ATOMIC_SEQ_CST) / PYTHANC_GATE_STEP == 1)
   {
-    /* Nobody is in Python for REST: waking a dispatch thread would only add latency. */
+    /* This thread is the only one inside a pythanc route: waking a dispatch thread would only add
+       latency.  Requests that come meanwhile are queued as usual. */
     int64_t result;
     pythanc_pool.alone = 1;
     pthread_mutex_unlock(&pythanc_pool.lock);
     result = pythanc_run_here(c);
     pthread_mutex_lock(&pythanc_pool.lock);
     pythanc_pool.alone = 0;
-    pythanc_pool.last_activity = pythanc_now_ns();
     pthread_mutex_unlock(&pythanc_pool.lock);
     return result;
   }
-  pythanc_pool.last_activity = now;
   c->state = PYTHANC_QUEUED;
   c->next = NULL;
   if (pythanc_pool.tail != NULL)
