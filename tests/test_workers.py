@@ -480,3 +480,64 @@ def test_multiprocessing_default_start_method_stays_fork(orthanc_server, write_s
     script = write_script(DEFAULT_METHOD_SCRIPT.format(choose=choose), "start_method_%s.py" % expected)
     server = orthanc_server(script=script)
     assert server.get("/start-method").json() == [None, expected]
+
+
+# ---- a REST callback's answer, in a worker and in Orthanc's process -----------------------------
+
+ANSWER_SCRIPT = r'''
+import orthanc
+
+def AnswerThenRaise(output, uri, **request):
+    output.AnswerBuffer("answered " + request["groups"][0], "text/plain")
+    raise ValueError("raised after the answer " + request["groups"][0])
+
+def AnswerTwice(output, uri, **request):
+    output.AnswerBuffer(b"first", "text/plain")
+    output.AnswerBuffer(b"second", "text/plain")   # refused by Orthanc, which logs it; no exception
+    orthanc.LogWarning("after two answers " + request["groups"][0])
+
+def AnswerThenCall(output, uri, **request):
+    output.AnswerBuffer(b"then", "text/plain")
+    orthanc.LogWarning("after the answer %s: %s" % (request["groups"][0], orthanc.RestApiGet("/system")[:1]))
+
+def BadMime(output, uri, **request):
+    try:
+        output.AnswerBuffer(b"x", 42)
+    except TypeError as e:
+        output.AnswerBuffer(("TypeError: %s" % e).replace("42", "<42>"), "text/plain")
+
+for where, worker in (("here", False), ("worker", True)):
+    orthanc.RegisterRestCallback("/answer-raise/(%s)" % where, AnswerThenRaise, worker=worker)
+    orthanc.RegisterRestCallback("/answer-twice/(%s)" % where, AnswerTwice, worker=worker)
+    orthanc.RegisterRestCallback("/answer-call/(%s)" % where, AnswerThenCall, worker=worker)
+    orthanc.RegisterRestCallback("/bad-mime/(%s)" % where, BadMime, worker=worker)
+'''
+
+
+def test_rest_answers_in_a_worker_as_in_orthancs_process(orthanc_server, write_script):
+    """The same callbacks in Orthanc's process and in a worker: what the client and the log see.
+    An answer followed by an exception, a second answer (Orthanc refuses it and logs that, the
+    SDK function returns nothing: no exception, as with the official plugin), a forwarded call
+    after the answer, and a wrong argument to AnswerBuffer."""
+    server = orthanc_server(script=write_script(ANSWER_SCRIPT), config={"Python": {"Workers": 1}})
+    seen = {}
+    for n, where in enumerate(("here", "worker")):
+        r = server.get("/answer-raise/" + where)
+        server.wait_for_log(r"raised after the answer " + where)
+        seen[where, "raise"] = (r.status_code, r.text)
+        r = server.get("/answer-twice/" + where)
+        server.wait_for_log(r"after two answers " + where)
+        server.wait_for_log(r"plugin service 2000: Bad sequence of calls", count=n + 1)
+        seen[where, "twice"] = (r.status_code, r.text)
+        r = server.get("/answer-call/" + where)
+        server.wait_for_log(r"after the answer %s: b'\{'" % where)
+        seen[where, "call"] = (r.status_code, r.text)
+        r = server.get("/bad-mime/" + where)
+        seen[where, "mime"] = (r.status_code, r.text)
+    assert seen["here", "raise"] == (200, "answered here")
+    assert seen["worker", "raise"] == (200, "answered worker")
+    assert seen["here", "twice"] == seen["worker", "twice"] == (200, "first")
+    assert seen["here", "call"] == seen["worker", "call"] == (200, "then")
+    assert seen["here", "mime"][0] == 200 and seen["here", "mime"][1].startswith("TypeError: ")
+    assert seen["worker", "mime"] == seen["here", "mime"]
+    assert server.get("/system").status_code == 200

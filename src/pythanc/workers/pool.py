@@ -453,6 +453,8 @@ class Pool:
                               % (w.pid, w.exit_status())) from None
         finally:
             self.release(w, healthy)
+        if msg[-1] is not None:   # a RestOutput.AnswerBuffer deferred by the worker (worker.py)
+            _dispatch(*msg[-1], targets)
         if msg[0] == "failed":
             raise WorkerError("in the worker process %d:\n%s" % (w.pid, msg[1]), msg[1],
                               "In the worker process %d" % w.pid)

@@ -213,6 +213,8 @@ class _Worker:
         self.registrations = []    # (name, args, kwargs) of every Register* call (recorded only)
         self.made = []             # proxies of the objects that forwarded calls returned, this callback
         self.orthanc = None
+        self.deferred = None       # a RestOutput.AnswerBuffer not yet sent (see answer_later)
+        self.output_used = True    # a method of this REST callback's RestOutput was called
 
     # -- forwarding -----------------------------------------------------------------------------
     def call(self, target, name, args, kwargs):
@@ -228,8 +230,35 @@ class _Worker:
                     ERROR_BAD_SEQUENCE_OF_CALLS,
                     "orthanc.%s: in a pythanc worker process, the orthanc module can be used only while "
                     "a callback offloaded to it (or the script, at start-up) runs" % name)
+            if self.deferred is not None:
+                self.flush()
             self.ch.send((target, name, args, kwargs))
             reply = self.ch.recv()
+        return self.result(reply)
+
+    # A REST callback's answer usually ends it: RestOutput.AnswerBuffer(bytes or ASCII str, ASCII
+    # MIME type) as the first method of the request's output is not sent at once but with the next
+    # message, forwarded call or "done" (one round trip instead of two).  Only such calls are
+    # deferred: with these arguments, Orthanc's process accepts them (nothing answered yet, no
+    # conversion that can fail), so no exception is moved away from the line that caused it.
+    def answer_later(self, args, kwargs):
+        """True if ``out.AnswerBuffer(*args, **kwargs)`` is deferred (self.lock held)."""
+        if self.output_used or kwargs or len(args) != 2:
+            return False
+        answer, mime = args
+        if not (type(answer) is bytes or (type(answer) is str and answer.isascii())) or \
+                type(mime) is not str or not mime.isascii() or "\0" in mime:
+            return False
+        self.deferred = ("out", "AnswerBuffer", args, {})
+        return True
+
+    def flush(self):
+        """Send the deferred call, before any other message of the callback (self.lock held)."""
+        call, self.deferred = self.deferred, None
+        self.ch.send(call)
+        self.result(self.ch.recv())
+
+    def result(self, reply):
         if reply[0] == "ret":
             return reply[1]
         if reply[0] == "obj":   # an SDK object kept in Orthanc's process until the callback ends
@@ -316,6 +345,12 @@ class _Worker:
                             ERROR_BAD_SEQUENCE_OF_CALLS,
                             "This orthanc.%s is no longer valid: it was handed to (or made by) a "
                             "callback that has returned" % type(self).__name__)
+                    if self._target == "out":
+                        with worker.lock:
+                            deferred = name == "AnswerBuffer" and worker.answer_later(args, kwargs)
+                            worker.output_used = True
+                        if deferred:
+                            return None
                     return worker.call(self._target, name, args, kwargs)
                 method.__name__ = name
                 return method
@@ -399,6 +434,7 @@ class _Worker:
             _, kind, key, args = msg
             with self.lock:
                 self.active = True
+                self.output_used = kind != "rest"
             try:
                 self.run(kind, key, args)
                 reply = ("done", None)
@@ -408,6 +444,9 @@ class _Worker:
             with self.lock:
                 self.active = False
                 self.invalidate_made()
+                # the deferred answer travels with the end: Orthanc's process sends it first
+                reply, self.deferred = reply + (self.deferred,), None
+                self.output_used = True
                 self.ch.send(reply)
 
     def invalidate_made(self):
