@@ -7,6 +7,7 @@ the official plugin (4.0, 5.0, 7.1) and on pythanc.  Every route lives under /be
 import json
 import sys
 import threading
+import time
 
 import orthanc
 
@@ -83,15 +84,17 @@ def OnStoredInstance(dicom, instanceId):
 orthanc.RegisterOnStoredInstanceCallback(OnStoredInstance)
 
 
-# 6. onchange-drain: count NEW_INSTANCE changes.
+# 6. onchange-drain: count NEW_INSTANCE changes, and when the last one arrived (time.monotonic(),
+#    CLOCK_MONOTONIC: the same clock as bench/run.py's on this machine).
 _changes_lock = threading.Lock()
-_changes = {'new_instance': 0}
+_changes = {'new_instance': 0, 'last_at': None}
 
 
 def OnChange(changeType, level, resourceId):
     if changeType == orthanc.ChangeType.NEW_INSTANCE:
         with _changes_lock:
             _changes['new_instance'] += 1
+            _changes['last_at'] = time.monotonic()
 
 
 orthanc.RegisterOnChangeCallback(OnChange)
@@ -103,7 +106,7 @@ def OnCounters(output, uri, **request):
     with _changes_lock:
         changes = dict(_changes)
     answer = {'stored': stored['count'], 'stored_errors': stored['errors'],
-              'new_instance': changes['new_instance']}
+              'new_instance': changes['new_instance'], 'last_new_instance_at': changes['last_at']}
     output.AnswerBuffer(json.dumps(answer, sort_keys=True), 'application/json')
 
 
