@@ -586,3 +586,18 @@ def test_generated_module_executes(model):
     assert ns["SDK_VERSION"] == ".".join(map(str, model["sdk_version"]))
     assert ns["FindMatcher"].IsMatch is ns["FindMatcher"].FindMatcherIsMatch
     assert ns["ChangeType"].STABLE_STUDY == 9
+
+
+def test_output_meanings_replace_the_sdk_text(model, api_tree):
+    """not_generated.OUTPUT_MEANINGS: KeysValuesIterator.Next says what Orthanc does (True while on
+    an item), not what the SDK's text says ("done")."""
+    defined = {f["name"] for f in model["functions"]}
+    for (cname, param), text in not_generated.OUTPUT_MEANINGS.items():
+        assert any(a["name"] == param for f in model["functions"] if f["name"] == cname for a in f["args"]) \
+            or cname not in defined
+    if "OrthancPluginKeysValuesIteratorNext" not in defined:
+        pytest.skip("this SDK header has no key-value stores")
+    [doc] = [" ".join(ast.get_docstring(node).split()) for node in ast.walk(api_tree)
+             if isinstance(node, ast.FunctionDef) and "OrthancPluginKeysValuesIteratorNext" in ast.unparse(node)]
+    assert "``True`` while the iterator is on an item" in doc
+    assert "reached the end" not in doc

@@ -659,7 +659,8 @@ class Docs:
                 t = OUTPUT_TYPES[o["kind"]]
                 if o["kind"] == "enum":
                     t = "int, a value of ``orthanc.%s``" % short(o["ctype"])
-                text = self.output_text(sdk_params.get(o["name"], ""))
+                text = hw.OUTPUT_MEANINGS.get((f["name"], o["name"])) or \
+                    self.output_text(sdk_params.get(o["name"], ""))
                 if o["kind"].startswith("buffer") and not text:
                     text = self.stored_result(docs) or EMPTY_OUTPUT
                 if presence:

@@ -145,6 +145,16 @@ IMPLICIT_BUFFER_SIZES = {
     "OrthancPluginCompressAndAnswerJpegImage": "pitch * height",
 }
 
+# What an out-parameter means where the SDK's text says otherwise than Orthanc does: (C function,
+# C parameter) -> the text of the docstring's "Returns" entry.  Checked against Orthanc by
+# tests/test_sdk_113.py (`while it.Next()`, the same results as the official plugin's).
+OUTPUT_MEANINGS = {
+    ("OrthancPluginKeysValuesIteratorNext", "done"):
+        "``True`` while the iterator is on an item (read it with ``GetKey`` and ``GetValue``), "
+        "``False`` once it has passed the last one: Orthanc sets the SDK's ``done`` flag this way, "
+        "whatever the SDK's text says.",
+}
+
 # Python-only entry points (no SDK function of their own).  For reference only: the generator emits
 # them through HANDWRITTEN, which lists the C functions they call (a name exists only if the header
 # has all of them).
