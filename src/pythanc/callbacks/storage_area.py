@@ -170,7 +170,6 @@ def _pair(result, callback):
     return code, result[1]
 
 
-
 @c_entry("Python StorageCreate2 callback", ERR_PLUGIN)
 def pythanc_OrthancPluginStorageCreate2(custom_data, uuid, content, size, content_type, compression_type,
                                         dicom_instance):
