@@ -1,4 +1,4 @@
-"""REST dispatch threads ("Python": {"RestThreads": N}, rest_dispatch.c): Orthanc's HTTP threads hand
+"""REST dispatch threads ("Python": {"RestThreads": N}, prelude.c): Orthanc's HTTP threads hand
 REST requests to N threads of the plugin, which call Python one request after the other.  These
 tests check what must hold whatever the timing: no request waits forever behind busy dispatch
 threads, nested REST calls work, the threads follow the plugin's lifecycle, and bad values of the
@@ -142,59 +142,3 @@ def test_sequential_requests_run_on_their_http_thread(orthanc_server, write_scri
     finally:
         connection.close()
     assert "pythanc-rest" not in names, names
-
-
-CALLING_SCRIPT = r'''
-import threading, orthanc
-def Maybe(output, uri, **request):
-    if request["get"].get("call") == "1":
-        orthanc.RestApiGet("/system")     # a long SDK call: the callback waits for Orthanc
-    with open("/proc/self/task/%d/comm" % threading.get_native_id()) as f:
-        output.AnswerBuffer(f.read().strip(), "text/plain")
-orthanc.RegisterRestCallback("/maybe", Maybe)
-'''
-
-
-def _names_under_load(server, uri, clients=8, requests=40):
-    """The thread names that `clients` keep-alive clients, sending `requests` requests each at
-    once, read from the callback."""
-    names, errors = [], []
-
-    def client():
-        connection = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=60)
-        try:
-            for _ in range(requests):
-                connection.request("GET", uri)
-                answer = connection.getresponse()
-                body = answer.read().decode()
-                if answer.status != 200:
-                    errors.append((answer.status, body))
-                names.append(body)
-        except Exception as e:  # reported below, with the names read so far
-            errors.append(repr(e))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
-    assert len(names) == clients * requests
-    return names
-
-
-def test_routes_waiting_for_orthanc_run_on_their_http_thread(orthanc_server, write_script):
-    """A route whose last call waited for Orthanc (orthanc.RestApiGet) runs on the HTTP thread of
-    each request, even with many clients at once, so that those calls overlap instead of queueing
-    behind one dispatch thread; once its calls stop calling Orthanc, concurrent requests go to the
-    dispatch threads again."""
-    server = orthanc_server(script=write_script(CALLING_SCRIPT), config={"Python": {"RestThreads": 2}})
-    wait_until(lambda: _rest_threads(server) == 2, timeout=30, what="2 pythanc-rest threads")
-    assert server.get("/maybe?call=1").status_code == 200   # the route's last call: a long call
-    calling = _names_under_load(server, "/maybe?call=1")
-    assert not [n for n in calling if n.startswith("pythanc-rest")], calling
-    assert server.get("/maybe?call=0").status_code == 200   # its last call: none
-    trivial = _names_under_load(server, "/maybe?call=0")
-    assert [n for n in trivial if n.startswith("pythanc-rest")], trivial

@@ -31,7 +31,6 @@ static OrthancPluginContext* pythanc_context = NULL;
 static int pythanc_python_ready = 0;
 
 static void pythanc_stop_rest_threads(void);  /* rest_dispatch.c */
-static OrthancPluginContext* pythanc_python_context(OrthancPluginContext* orthanc);  /* rest_dispatch.c */
 
 __attribute__((constructor))
 static void pythanc_constructor(void)
@@ -216,7 +215,7 @@ int32_t OrthancPluginInitialize(OrthancPluginContext* context)
   }
   /* pythanc_initialize() is Python (pythanc/lifecycle/plugin.py); it returns 1 on success.  If Python
      cannot even start the plugin's code, cffi returns 0 and has printed the traceback. */
-  return pythanc_initialize(pythanc_python_context(context)) == 1 ? 0 : -1;
+  return pythanc_initialize(context) == 1 ? 0 : -1;
 }
 
 __attribute__((visibility("default")))

@@ -4,9 +4,8 @@
  *
  * What this file owns: the C entry point of each REST route, the packing of a request's strings
  * for one call into Python (pythanc_rest_packed, pythanc/callbacks/rest.py), the sending of the
- * first answer after Python has returned, the REST dispatch threads with their queue, the context
- * that Python's SDK calls go through (to tell the routes that wait for Orthanc), and the gate that
- * lets a route be added to Orthanc after start-up without a deadlock.
+ * first answer after Python has returned, the REST dispatch threads with their queue, and the gate
+ * that lets a route be added to Orthanc after start-up without a deadlock.
  *
  * Copyright (C) 2026 the pythanc authors. GPL-3.0-or-later.
  */
@@ -263,69 +262,11 @@ static struct
 static int pythanc_pool_on = 0;        /* under pythanc_pool.lock */
 static __thread int pythanc_runs_rest = 0;   /* this thread is running a REST callback */
 
-/*
- * Routes that wait for Orthanc.  A callback that calls Orthanc's REST API or database
- * (orthanc.RestApiGet()...) or an HTTP client spends most of its time in that call, GIL released,
- * and the dispatch threads would serialise those calls: while one waits for Orthanc, the requests
- * queued behind it wait too (until PYTHANC_ESCALATE_NS).  So a route whose last call made such a
- * "long" SDK call runs on its HTTP thread, as with RestThreads = 0, and the long calls overlap;
- * its next call that makes none sends it back to the queue.
- *
- * Python's SDK calls are seen through the context that Python is given (pythanc_python_context()):
- * a copy of Orthanc's whose InvokeService, pythanc_invoke_service(), notes a long call and passes
- * the call on with Orthanc's own context, the only one Orthanc ever sees.
- */
-#define PYTHANC_ROUTE_ENTRIES 64
-static uint8_t pythanc_route_waits[PYTHANC_ROUTE_ENTRIES];   /* route number -> its last call made a long call */
-static __thread int pythanc_called_out = 0;                  /* the current callback made a long call */
-static OrthancPluginContext pythanc_shadow_context;
-static OrthancPluginContext* pythanc_orthanc_context = NULL;
-
-static int pythanc_long_service(_OrthancPluginService service)
-{
-  return (service >= _OrthancPluginService_GetDicomForInstance && service < 4000) ||  /* REST API, database */
-    service == _OrthancPluginService_CallHttpClient || service == _OrthancPluginService_CallHttpClient2 ||
-    service == _OrthancPluginService_ChunkedHttpClient || service == _OrthancPluginService_CallPeerApi;
-}
-
-static OrthancPluginErrorCode pythanc_invoke_service(OrthancPluginContext* context, _OrthancPluginService service,
-                                                     const void* params)
-{
-  OrthancPluginErrorCode code = pythanc_orthanc_context->InvokeService(pythanc_orthanc_context, service, params);
-  (void) context;
-  if (pythanc_long_service(service))
-    pythanc_called_out = 1;  /* after the call: a nested REST callback in it starts its own count */
-  return code;
-}
-
-/* The context that Python uses for every SDK call (see above); called once, at start-up. */
-static OrthancPluginContext* pythanc_python_context(OrthancPluginContext* orthanc)
-{
-  pythanc_orthanc_context = orthanc;
-  pythanc_shadow_context = *orthanc;
-  pythanc_shadow_context.InvokeService = pythanc_invoke_service;
-  return &pythanc_shadow_context;
-}
-
-static int pythanc_waits_for_orthanc(int32_t route)
-{
-  return route >= 0 && route < PYTHANC_ROUTE_ENTRIES &&
-    __atomic_load_n(&pythanc_route_waits[route], __ATOMIC_RELAXED);
-}
-
 static int64_t pythanc_call_python(const pythanc_rest_call* c)
 {
-  int64_t result;
-  int outer = pythanc_called_out;  /* a nested call keeps its caller's count */
-  pythanc_called_out = 0;
-  result = pythanc_rest_packed(c->output, c->route, c->method, c->groups, c->get, c->headers, c->strings,
-                               c->size, c->body, c->body_size, c->payload, c->payload_size, c->answer,
-                               c->capacity);
-  if (c->route >= 0 && c->route < PYTHANC_ROUTE_ENTRIES &&
-      __atomic_load_n(&pythanc_route_waits[c->route], __ATOMIC_RELAXED) != pythanc_called_out)
-    __atomic_store_n(&pythanc_route_waits[c->route], (uint8_t) pythanc_called_out, __ATOMIC_RELAXED);
-  pythanc_called_out = outer;
-  return result;
+  return pythanc_rest_packed(c->output, c->route, c->method, c->groups, c->get, c->headers, c->strings,
+                             c->size, c->body, c->body_size, c->payload, c->payload_size, c->answer,
+                             c->capacity);
 }
 
 /* Run a request on this (HTTP) thread; a REST call that its callback makes runs here too. */
@@ -452,8 +393,6 @@ static int64_t pythanc_now_ns(void)
 /* The caller has entered the gate (pythanc_rest_enter), so pythanc_rest_busy counts it. */
 static int64_t pythanc_dispatch(pythanc_rest_call* c)
 {
-  if (pythanc_waits_for_orthanc(c->route))
-    return pythanc_run_here(c);
   pthread_mutex_lock(&pythanc_pool.lock);
   if (!pythanc_pool_on || pythanc_runs_rest)
   {
@@ -614,6 +553,7 @@ PYTHANC_ROUTES(4) PYTHANC_ROUTES(5) PYTHANC_ROUTES(6) PYTHANC_ROUTES(7)
 #define PYTHANC_ENTRIES(a) pythanc_rest_entry_##a##0, pythanc_rest_entry_##a##1, pythanc_rest_entry_##a##2, \
   pythanc_rest_entry_##a##3, pythanc_rest_entry_##a##4, pythanc_rest_entry_##a##5, \
   pythanc_rest_entry_##a##6, pythanc_rest_entry_##a##7
+#define PYTHANC_ROUTE_ENTRIES 64
 static const OrthancPluginRestCallback pythanc_rest_entries[PYTHANC_ROUTE_ENTRIES] = {
   PYTHANC_ENTRIES(0), PYTHANC_ENTRIES(1), PYTHANC_ENTRIES(2), PYTHANC_ENTRIES(3),
   PYTHANC_ENTRIES(4), PYTHANC_ENTRIES(5), PYTHANC_ENTRIES(6), PYTHANC_ENTRIES(7)
