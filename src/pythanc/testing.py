@@ -22,11 +22,16 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 from . import plugin_path
 
 ORTHANC = os.environ.get("ORTHANC_BINARY") or shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+# util-linux's setpriv: Orthanc is started through it with a parent-death signal, so that an
+# Orthanc whose test process was killed (a CI timeout, kill -9 of pytest) stops instead of
+# running on.  setpriv execs Orthanc: the PID is Orthanc's.
+SETPRIV = shutil.which("setpriv") or ("/usr/bin/setpriv" if os.path.exists("/usr/bin/setpriv") else None)
 
 
 def orthanc_version(binary=None):
@@ -116,6 +121,10 @@ class OrthancServer:
         args = [ORTHANC, self.config_path]
         if self.verbose:
             args.append("--verbose")
+        if SETPRIV and threading.current_thread() is threading.main_thread():
+            # The signal comes when the thread that started Orthanc ends; the main thread ends
+            # only with the process.  From another thread, Orthanc outlives a killed process.
+            args = [SETPRIV, "--pdeathsig", "TERM", "--"] + args
         env = dict(os.environ)
         env.update(self.env or {})
         self.process = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, cwd=self.cwd,
