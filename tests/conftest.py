@@ -83,6 +83,21 @@ def write_script(tmp_path):
     return write
 
 
+def pid_alive(pid):
+    """Whether process ``pid`` runs: a zombie (ended, not reaped yet) counts as ended."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def dcmtk(name):
     """dcmtk's tool ``name`` (not another program of the same name earlier in PATH); skips the test
     if dcmtk is not installed."""

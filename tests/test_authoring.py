@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import SEEDS
+from conftest import SEEDS, pid_alive
 from pythanc.testing import orthanc_version, wait_until
 
 BIN = os.path.dirname(sys.executable)
@@ -146,15 +146,6 @@ time.sleep(600)
 '''
 
 
-def _alive(pid):
-    """Whether process `pid` exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_orthanc_stops_when_its_test_process_is_killed(write_script, tmp_path):
     """A test process that is killed (kill -9 of pytest, a CI timeout) cannot stop its Orthanc: the
     fixture starts Orthanc with a parent-death signal, so that it stops instead of running on."""
@@ -165,14 +156,14 @@ def test_orthanc_stops_when_its_test_process_is_killed(write_script, tmp_path):
     orthanc_pid = None
     try:
         orthanc_pid = int(process.stdout.readline())   # printed once Orthanc answers
-        assert _alive(orthanc_pid)
+        assert pid_alive(orthanc_pid)
         process.kill()
         process.wait(30)
-        wait_until(lambda: not _alive(orthanc_pid), timeout=60,
+        wait_until(lambda: not pid_alive(orthanc_pid), timeout=60,
                    what="Orthanc to stop after its test process was killed")
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(30)
-        if orthanc_pid is not None and _alive(orthanc_pid):
+        if orthanc_pid is not None and pid_alive(orthanc_pid):
             os.kill(orthanc_pid, 9)   # the Orthanc this test started, left running without the fix

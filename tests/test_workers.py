@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from conftest import pid_alive
 from pythanc.testing import wait_until
 
 COMPUTATION = re.compile(r"computation done in \d+\.\d{3} seconds\n")
@@ -33,21 +34,6 @@ def concurrently(fn, n):
         t.join(600)
     assert not any(t.is_alive() for t in threads)
     return results
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (not reaped yet) counts as dead
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # ---- the seed's /computation, offloaded ---------------------------------------------------------
